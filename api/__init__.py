@@ -1,0 +1,1 @@
+"""clipq's HTTP API. Never imports torch, transformers or torchvision."""

@@ -1,0 +1,52 @@
+"""The ASGI application: ``uvicorn api.main:app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from api.limits import BodySizeLimit
+from api.openapi import operation_id
+from api.problems import install_problem_handlers
+from api.queue import JobQueue
+from api.routes import classify, health, jobs
+from api.store import ApiStore
+from clipcore.settings import Settings, get_settings
+
+DESCRIPTION = """
+Asynchronous CLIP image understanding. POST a job, get `202 Accepted` and a
+`Location` at once, then poll `GET /v1/jobs/{id}` (or long-poll with `?wait=N`).
+Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        app.state.settings = settings
+        app.state.store = ApiStore(client, settings.job_ttl_seconds)
+        app.state.queue = JobQueue(settings.redis_url)
+        yield
+        await client.aclose()
+
+    app = FastAPI(
+        title="clipq",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    for module in (classify, jobs, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,80 @@
+"""Rendering every error as RFC 9457 ``application/problem+json``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clipcore.contracts import FieldError, Problem
+from clipcore.errors import ClipqError, InvalidInput, ServiceUnavailable
+
+PROBLEM_JSON = "application/problem+json"
+REDIS_RETRY_AFTER_SECONDS = 5
+
+log = logging.getLogger(__name__)
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _field_name(location: tuple[str | int, ...]) -> str:
+    """('body', 'labels', 3) -> 'labels[3]'; ('query', 'wait') -> 'wait'."""
+    parts = [part for part in location if part not in ("body", "query", "path", "header")]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+async def _clipq_error(_: Request, exc: ClipqError) -> JSONResponse:
+    headers = {"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+    return problem_response(exc.to_problem(), headers)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        FieldError(field=_field_name(tuple(error["loc"])), message=error["msg"])
+        for error in exc.errors()
+    ]
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    return problem_response(InvalidInput(detail, errors=errors).to_problem())
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    problem = Problem(title=_title(exc.status_code), status=exc.status_code, detail=exc.detail)
+    return problem_response(problem, getattr(exc, "headers", None))
+
+
+async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis unreachable: %s", exc)
+    error = ServiceUnavailable("the job store (Redis) is unreachable; try again shortly")
+    return problem_response(error.to_problem(), {"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)})
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClipqError, _clipq_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RedisConnectionError, _redis_down)
+    app.add_exception_handler(RedisTimeoutError, _redis_down)

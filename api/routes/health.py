@@ -1,0 +1,44 @@
+"""Liveness and readiness, for load balancers and orchestrators (never behind a key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+
+from api.deps import StoreDep
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    redis: bool
+    workers: list[str]
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The API process is up."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+async def readyz(store: StoreDep) -> Readiness | JSONResponse:
+    """Redis answers and at least one worker has sent a heartbeat recently."""
+    try:
+        await store.redis.ping()
+        workers = await store.workers_alive()
+        redis_ok = True
+    except RedisError:
+        workers, redis_ok = [], False
+    ready = redis_ok and bool(workers)
+    body = Readiness(status="ready" if ready else "not ready", redis=redis_ok, workers=workers)
+    if ready:
+        return body
+    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})

@@ -1,0 +1,96 @@
+"""Embedding uploaded images in batches, with per-image errors and progress.
+
+Decoding and pre-processing of batch *n + 1* run on a helper thread while the
+model works on batch *n*, so the device does not wait for Pillow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+
+from clipcore.clip_model import LoadedClip
+from clipcore.contracts import Problem
+from clipcore.encode import embed_pixels, preprocess_images
+from clipcore.errors import ClipqError
+from clipcore.images import decode_image
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One image of a job: the client's filename, its content address and its bytes."""
+
+    filename: str
+    sha256: str
+    data: bytes
+
+
+@dataclass
+class PreparedBatch:
+    indices: list[int]  # positions in the job of the images that decoded
+    pixel_values: torch.Tensor | None
+    errors: dict[int, Problem]
+    size: int  # images in the batch, decoded or not
+
+
+def prepare_batch(
+    clip: LoadedClip, uploads: Sequence[Upload], offset: int, max_pixels: int
+) -> PreparedBatch:
+    """Decode and pre-process a slice of uploads; undecodable images become problems."""
+    images, indices, errors = [], [], {}
+    for position, upload in enumerate(uploads, start=offset):
+        try:
+            images.append(decode_image(upload.data, upload.filename, max_pixels=max_pixels))
+            indices.append(position)
+        except ClipqError as exc:
+            errors[position] = exc.to_problem()
+    pixels = preprocess_images(clip, images) if images else None
+    return PreparedBatch(indices, pixels, errors, len(uploads))
+
+
+def _prepared_batches(
+    clip: LoadedClip, uploads: Sequence[Upload], batch_size: int, max_pixels: int
+) -> Iterator[PreparedBatch]:
+    starts = range(0, len(uploads), batch_size)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clipq-decode") as pool:
+        pending = None
+        for start in starts:
+            future = pool.submit(
+                prepare_batch, clip, uploads[start : start + batch_size], start, max_pixels
+            )
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
+def embed_uploads(
+    clip: LoadedClip,
+    uploads: Sequence[Upload],
+    *,
+    batch_size: int,
+    max_pixels: int,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> list[torch.Tensor | Problem]:
+    """Embed every upload; returns, per upload, a unit embedding or the problem that stopped it.
+
+    ``on_progress(done)`` runs after each batch; it may raise (e.g. to cancel the job).
+    """
+    results: list[torch.Tensor | Problem] = [Problem(title="not processed", status=500)] * len(
+        uploads
+    )
+    done = 0
+    for batch in _prepared_batches(clip, uploads, batch_size, max_pixels):
+        for position, problem in batch.errors.items():
+            results[position] = problem
+        if batch.pixel_values is not None:
+            embeddings = embed_pixels(clip, batch.pixel_values)
+            for position, embedding in zip(batch.indices, embeddings, strict=True):
+                results[position] = embedding
+        done += batch.size
+        on_progress(done)
+    return results

@@ -1,0 +1,90 @@
+"""Zero-shot classification: labels become prompt embeddings, images get probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from clipcore.batching import Upload, embed_uploads
+from clipcore.clip_model import LoadedClip
+from clipcore.contracts import ClassifiedImage, LabelScore, Problem
+from clipcore.encode import EmbeddingCache, embed_texts
+
+DEFAULT_TEMPLATE = "a photo of a {}."
+
+
+def format_prompts(labels: Sequence[str], template: str) -> list[str]:
+    """``template`` with each label in place of ``{}`` (a template without ``{}`` is refused upstream)."""
+    return [template.replace("{}", label) for label in labels]
+
+
+def build_zero_shot_classifier(
+    clip: LoadedClip, labels: Sequence[str], templates: Sequence[str]
+) -> torch.Tensor:
+    """Return a (len(labels), dim) matrix of unit label embeddings.
+
+    With several templates the prompt embeddings of a label are averaged and
+    renormalised (a prompt ensemble, as in CLIP's paper).
+    """
+    per_template = [embed_texts(clip, format_prompts(labels, t)) for t in templates]
+    mean = torch.stack(per_template).mean(dim=0)
+    return mean / mean.norm(dim=-1, keepdim=True)
+
+
+def cached_classifier(
+    cache: EmbeddingCache, clip: LoadedClip, labels: Sequence[str], templates: Sequence[str]
+) -> torch.Tensor:
+    key = (clip.model_id, tuple(labels), tuple(templates))
+    return cache.get_or_compute(key, lambda: build_zero_shot_classifier(clip, labels, templates))
+
+
+def zero_shot_probabilities(
+    image_embeddings: torch.Tensor, classifier: torch.Tensor, logit_scale: float
+) -> torch.Tensor:
+    """Softmax over labels of ``logit_scale`` × cosine similarity: (images, labels)."""
+    return (logit_scale * image_embeddings @ classifier.T).softmax(dim=-1)
+
+
+def top_k(probabilities: torch.Tensor, labels: Sequence[str], k: int) -> list[list[LabelScore]]:
+    """The ``k`` most probable labels per row, most probable first."""
+    values, indices = probabilities.topk(min(k, len(labels)), dim=-1)
+    return [
+        [LabelScore(label=labels[i], probability=float(p)) for p, i in zip(row_p, row_i, strict=True)]
+        for row_p, row_i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
+
+
+
+def classify_uploads(
+    clip: LoadedClip,
+    cache: EmbeddingCache,
+    uploads: Sequence[Upload],
+    *,
+    labels: Sequence[str],
+    prompt_template: str,
+    top_k_labels: int,
+    batch_size: int,
+    max_pixels: int,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> list[ClassifiedImage]:
+    """Classify each upload against ``labels``; an undecodable image gets an error, not a crash."""
+    classifier = cached_classifier(cache, clip, labels, [prompt_template])
+    embedded = embed_uploads(
+        clip, uploads, batch_size=batch_size, max_pixels=max_pixels, on_progress=on_progress
+    )
+    decoded = [i for i, item in enumerate(embedded) if not isinstance(item, Problem)]
+    ranked: dict[int, list[LabelScore]] = {}
+    if decoded:
+        matrix = torch.stack([embedded[i] for i in decoded])
+        probabilities = zero_shot_probabilities(matrix, classifier, clip.logit_scale)
+        ranked = dict(zip(decoded, top_k(probabilities, labels, top_k_labels), strict=True))
+    return [
+        ClassifiedImage(
+            filename=upload.filename,
+            sha256=upload.sha256,
+            predictions=ranked.get(i, []),
+            error=item if isinstance(item, Problem) else None,
+        )
+        for i, (upload, item) in enumerate(zip(uploads, embedded, strict=True))
+    ]

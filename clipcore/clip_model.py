@@ -1,0 +1,94 @@
+"""Loading CLIP through the ordinary Hugging Face code path, once per process.
+
+A model spec is ``embedded`` (the small CLIP shipped inside clipcore), a
+local folder, or a hub id such as ``openai/clip-vit-base-patch32``. All three
+go through ``CLIPModel.from_pretrained`` / ``CLIPProcessor.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import CLIPModel, CLIPProcessor
+
+from clipcore.errors import ModelLoadError
+
+EMBEDDED = "embedded"
+
+
+def embedded_clip_dir() -> Path:
+    from clipcore.models import EMBEDDED_CLIP_DIR
+
+    return EMBEDDED_CLIP_DIR
+
+
+def resolve_model_source(spec: str) -> str:
+    """Turn a model spec into what ``from_pretrained`` takes: a folder path or a hub id."""
+    if spec in ("", EMBEDDED):
+        return str(embedded_clip_dir())
+    path = Path(spec).expanduser()
+    if path.exists():
+        return str(path)
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelLoadError(
+            f"CLIP model folder {spec!r} does not exist; set CLIPQ_CLIP_MODEL to a folder "
+            "saved with save_pretrained, a hub id, or 'embedded'"
+        )
+    return spec
+
+
+def select_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+@dataclass(frozen=True)
+class LoadedClip:
+    """A CLIP model ready for inference, with what is needed to feed it."""
+
+    model: CLIPModel
+    processor: CLIPProcessor
+    model_id: str
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.detach().exp())
+
+
+def load_clip(spec: str, device: str = "auto") -> LoadedClip:
+    """Load model and processor from ``spec``, on ``device``, in fp16 on a GPU."""
+    source = resolve_model_source(spec)
+    target = select_device(device)
+    dtype = torch.float16 if target.type == "cuda" else torch.float32
+    try:
+        model = CLIPModel.from_pretrained(source, dtype=dtype)
+        processor = CLIPProcessor.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"cannot load CLIP from {spec!r} ({exc}); check CLIPQ_CLIP_MODEL, and for a hub id "
+            "that the machine can reach the hub or has the model in its cache"
+        ) from exc
+    model.eval().to(target)
+    model_id = "embedded:clip-tiny" if spec in ("", EMBEDDED) else spec
+    return LoadedClip(model, processor, model_id, target, dtype)
+
+
+class ClipCache:
+    """The models this process has loaded, keyed by (spec, device); loaded on first use."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str], LoadedClip] = {}
+        self._lock = threading.Lock()
+
+    def get(self, spec: str, device: str = "auto") -> LoadedClip:
+        key = (spec, device)
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = load_clip(spec, device)
+            return self._models[key]

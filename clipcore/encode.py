@@ -1,0 +1,82 @@
+"""CLIP encoding in three steps: pre-processing (CPU), the forward pass (device), and
+normalisation. Keeping them apart is what lets callers batch and overlap them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+
+import torch
+from PIL import Image
+
+from clipcore.clip_model import LoadedClip
+
+
+def preprocess_images(clip: LoadedClip, images: Sequence[Image.Image]) -> torch.Tensor:
+    """Resize, crop and normalise RGB images into a CPU ``pixel_values`` batch."""
+    return clip.processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+
+def tokenize(clip: LoadedClip, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    return dict(
+        clip.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True)
+    )
+
+
+@torch.inference_mode()
+def embed_pixels(clip: LoadedClip, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Forward a pre-processed batch; returns L2-normalised float32 embeddings on the CPU."""
+    pixels = pixel_values.to(clip.device, dtype=clip.dtype, non_blocking=True)
+    features = clip.model.get_image_features(pixel_values=pixels).pooler_output
+    return _normalise(features)
+
+
+@torch.inference_mode()
+def embed_texts(clip: LoadedClip, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    """Embed texts; returns L2-normalised float32 embeddings (len(texts), dim) on the CPU."""
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        tokens = tokenize(clip, texts[start : start + batch_size])
+        tokens = {name: tensor.to(clip.device) for name, tensor in tokens.items()}
+        chunks.append(_normalise(clip.model.get_text_features(**tokens).pooler_output))
+    return torch.cat(chunks)
+
+
+def embed_images(clip: LoadedClip, images: Sequence[Image.Image]) -> torch.Tensor:
+    return embed_pixels(clip, preprocess_images(clip, images))
+
+
+def _normalise(features: torch.Tensor) -> torch.Tensor:
+    features = features.float()
+    return (features / features.norm(dim=-1, keepdim=True)).cpu()
+
+
+class EmbeddingCache:
+    """A small thread-safe LRU of tensors, e.g. the text embeddings of label sets.
+
+    Label sets repeat across jobs (the same client sends the same labels), and
+    embedding 1,000 prompts costs far more than one image batch.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._entries: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compute(self, key: Hashable, compute) -> torch.Tensor:  # noqa: ANN001
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key]
+        value = compute()
+        with self._lock:
+            self.misses += 1
+            self._entries[key] = value
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return value

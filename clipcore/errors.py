@@ -1,0 +1,108 @@
+"""One error hierarchy for all of clipq.
+
+Each class carries the HTTP status and the RFC 9457 problem ``type`` it maps
+to, so the core can raise plain domain errors and the API renders them in one
+place. Nothing here knows about FastAPI.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from clipcore.contracts import FieldError, Problem
+
+PROBLEM_BASE = "/problems/"
+
+
+class ClipqError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+    @classmethod
+    def problem_type(cls) -> str:
+        return PROBLEM_BASE + cls.slug
+
+    def to_problem(self) -> Problem:
+        return Problem(
+            type=self.problem_type(),
+            title=self.title,
+            status=self.status,
+            detail=self.detail,
+            errors=self.errors,
+        )
+
+
+class InvalidInput(ClipqError):
+    status = 422
+    slug = "invalid-input"
+    title = "Invalid input"
+
+    @classmethod
+    def for_field(cls, field: str, message: str) -> InvalidInput:
+        return cls(f"{field}: {message}", errors=[FieldError(field=field, message=message)])
+
+
+class InvalidImage(InvalidInput):
+    slug = "invalid-image"
+    title = "Invalid image"
+
+    def __init__(self, filename: str, message: str, *, field: str = "images") -> None:
+        detail = f"{filename}: {message}"
+        super().__init__(detail, errors=[FieldError(field=field, message=detail)])
+        self.filename = filename
+
+
+class PayloadTooLarge(ClipqError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(ClipqError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class NotFound(ClipqError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(ClipqError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class ServiceUnavailable(ClipqError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+
+class JobCancelled(ClipqError):
+    """Raised inside a running job when its record says it was cancelled."""
+
+    status = 409
+    slug = "job-cancelled"
+    title = "Job cancelled"
+
+
+class JobTimeout(ClipqError):
+    status = 504
+    slug = "job-timeout"
+    title = "Job took too long"
+
+
+class ModelLoadError(ClipqError):
+    status = 503
+    slug = "model-unavailable"
+    title = "Model could not be loaded"

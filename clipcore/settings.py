@@ -1,0 +1,57 @@
+"""The one configuration object of every clipq process (API, worker, CLI).
+
+Every value comes from the environment with the prefix ``CLIPQ_`` (or a
+``.env`` file); nothing else in clipq hard-codes a URL, a path or a limit.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIPQ_", env_file=".env", extra="ignore")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis holding the queue, uploads, job records and results.",
+    )
+    clip_model: str = Field(
+        "embedded",
+        description="CLIP to load: 'embedded' (the model shipped in clipcore), a Hugging Face "
+        "hub id such as 'openai/clip-vit-base-patch32', or a local folder.",
+    )
+    device: Literal["auto", "cpu", "cuda"] | str = Field(
+        "auto", description="Torch device for the worker; 'auto' is cuda when available."
+    )
+    batch_size: int = Field(32, ge=1, le=4096, description="Images per forward pass.")
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Largest request body the API accepts (413 past it)."
+    )
+    max_files_per_job: int = Field(500, ge=1, description="Most images in one job.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest width × height of one image (decompression bombs)."
+    )
+    max_labels: int = Field(1000, ge=1, description="Most labels in one classification job.")
+    job_ttl_seconds: int = Field(
+        86_400, ge=60, description="How long uploads, job records and results are kept."
+    )
+    task_soft_time_limit: int = Field(
+        600, ge=1, description="Seconds before a task is asked to stop (it fails cleanly)."
+    )
+    task_time_limit: int = Field(660, ge=1, description="Seconds before a task is killed.")
+    api_wait_max_seconds: float = Field(
+        30.0, ge=0, description="Longest long-poll a client may ask for with ?wait=N."
+    )
+    preload_model: bool = Field(
+        True, description="Load the model when a worker process starts, not on its first job."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""clipq's Celery workers: thin tasks around clipcore."""

@@ -1,0 +1,31 @@
+"""Celery tasks: a few lines each — load inputs by id, call clipcore, store the result."""
+
+from __future__ import annotations
+
+from clipcore.classify import classify_uploads
+from clipcore.contracts import ClassifyPayload, ClassifyResult, JobKind, TASK_NAMES
+from clipcore.settings import get_settings
+from worker import runtime
+from worker.celery_app import app
+from worker.jobs import ProgressCallback, load_uploads, run_job
+
+
+@app.task(name=TASK_NAMES[JobKind.classify])
+def classify(job_id: str) -> str | None:
+    def work(payload: ClassifyPayload, progress: ProgressCallback) -> ClassifyResult:
+        settings = get_settings()
+        clip = runtime.clip()
+        images = classify_uploads(
+            clip,
+            runtime.text_cache(),
+            load_uploads(runtime.store(), payload.images),
+            labels=payload.labels,
+            prompt_template=payload.prompt_template,
+            top_k_labels=payload.top_k,
+            batch_size=settings.batch_size,
+            max_pixels=settings.max_image_pixels,
+            on_progress=progress,
+        )
+        return ClassifyResult(model=clip.model_id, images=images)
+
+    return run_job(runtime.store(), job_id, ClassifyPayload.model_validate_json, work)
