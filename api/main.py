@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from api.limits import BodySizeLimit
-from api.openapi import operation_id
+from api.openapi import install_openapi, operation_id
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
 from api.routes import classify, health, jobs
@@ -41,8 +41,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        # Room for the largest label set plus the other fields; a request one file over the
+        # job limit still reaches our own check, which names the limit.
+        form_limits={
+            "max_fields": settings.max_labels + 32,
+            "max_files": settings.max_files_per_job + 1,
+        },
     )
     install_problem_handlers(app)
+    install_openapi(app)
+    # Starlette's own body limit answers in plain text; ours answers problem+json.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     for module in (classify, jobs, health):
         app.include_router(module.router)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from api.problems import PROBLEM_JSON
 from clipcore.contracts import Problem
+
+OCTET_STREAM = "application/octet-stream"
 
 _DESCRIPTIONS = {
     404: "Unknown id",
@@ -33,3 +37,36 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 def operation_id(route: APIRoute) -> str:
     """The route's function name is its operationId: generated clients get clean names."""
     return route.name
+
+
+def _mark_binary(node: Any) -> None:
+    """Add ``format: binary`` beside ``contentMediaType: application/octet-stream``.
+
+    FastAPI describes file fields the OpenAPI 3.1 way only; client generators such as
+    openapi-python-client still look for ``format: binary`` to make them file uploads
+    (openapi-generators/openapi-python-client#1418). Both are valid 3.1.
+    """
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("contentMediaType") == OCTET_STREAM:
+            node.setdefault("format", "binary")
+        for value in node.values():
+            _mark_binary(value)
+    elif isinstance(node, list):
+        for value in node:
+            _mark_binary(value)
+
+
+def install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            _mark_binary(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -48,4 +48,3 @@ async def accept_uploads(
         ref = ImageRef(sha256=hashlib.sha256(data).hexdigest(), filename=filename)
         accepted.append(AcceptedUpload(ref, data))
     return accepted
-

@@ -15,7 +15,7 @@ DEFAULT_TEMPLATE = "a photo of a {}."
 
 
 def format_prompts(labels: Sequence[str], template: str) -> list[str]:
-    """``template`` with each label in place of ``{}`` (a template without ``{}`` is refused upstream)."""
+    """``template`` with each label in place of ``{}``."""
     return [template.replace("{}", label) for label in labels]
 
 
@@ -50,10 +50,12 @@ def top_k(probabilities: torch.Tensor, labels: Sequence[str], k: int) -> list[li
     """The ``k`` most probable labels per row, most probable first."""
     values, indices = probabilities.topk(min(k, len(labels)), dim=-1)
     return [
-        [LabelScore(label=labels[i], probability=float(p)) for p, i in zip(row_p, row_i, strict=True)]
+        [
+            LabelScore(label=labels[i], probability=float(p))
+            for p, i in zip(row_p, row_i, strict=True)
+        ]
         for row_p, row_i in zip(values.tolist(), indices.tolist(), strict=True)
     ]
-
 
 
 def classify_uploads(

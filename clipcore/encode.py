@@ -67,7 +67,7 @@ class EmbeddingCache:
         self.hits = 0
         self.misses = 0
 
-    def get_or_compute(self, key: Hashable, compute) -> torch.Tensor:  # noqa: ANN001
+    def get_or_compute(self, key: Hashable, compute) -> torch.Tensor:
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)

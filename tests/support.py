@@ -84,7 +84,7 @@ def build_random_clip(folder: Path, *, seed: int = 0, image_size: int = 32) -> P
     return folder
 
 
-def _merges(model) -> list:  # noqa: ANN001
+def _merges(model) -> list:
     import json
 
     return json.loads(model.__getstate__())["merges"]
@@ -94,3 +94,18 @@ def png_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (48, 40)) ->
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def distinct_pngs(count: int, size: tuple[int, int] = (16, 16)) -> list[bytes]:
+    """``count`` small PNGs with different bytes (so different content addresses)."""
+    return [png_bytes((i % 251, (i // 251) % 251, 7), size) for i in range(count)]
+
+
+def truncated_png() -> bytes:
+    """A PNG whose header reads fine but whose pixel data stops half-way."""
+    import os
+
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    return data[: len(data) // 2]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clipcore.classify import classify_uploads
-from clipcore.contracts import ClassifyPayload, ClassifyResult, JobKind, TASK_NAMES
+from clipcore.contracts import TASK_NAMES, ClassifyPayload, ClassifyResult, JobKind
 from clipcore.settings import get_settings
 from worker import runtime
 from worker.celery_app import app

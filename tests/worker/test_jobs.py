@@ -1,0 +1,129 @@
+"""The job runner against a real Redis: status guards, cancellation, failures."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from api.store import WorkerStore, job_from_record, job_key, new_record
+from clipcore.contracts import ClassifyPayload, ClassifyResult, ImageRef, JobStatus
+from clipcore.errors import InvalidInput
+from worker.jobs import run_job
+
+
+@pytest.fixture
+def store(redis_url: str) -> WorkerStore:
+    return WorkerStore(redis.Redis.from_url(redis_url), ttl_seconds=120)
+
+
+def queued_job(store: WorkerStore) -> str:
+    job_id = uuid.uuid4().hex
+    payload = ClassifyPayload(
+        images=[ImageRef(sha256="0" * 64, filename="a.png")],
+        labels=["a"],
+        prompt_template="{}",
+        top_k=1,
+    )
+    store.redis.hset(job_key(job_id), mapping=new_record(job_id, payload, total=3))
+    store.redis.expire(job_key(job_id), 120)
+    return job_id
+
+
+def job(store: WorkerStore, job_id: str):
+    return job_from_record(store.redis.hgetall(job_key(job_id)))
+
+
+def result() -> ClassifyResult:
+    return ClassifyResult(model="m", images=[])
+
+
+def test_success_stores_the_result(store: WorkerStore) -> None:
+    job_id = queued_job(store)
+
+    def work(payload, progress):
+        assert payload.labels == ["a"]
+        for done in (1, 2, 3):
+            progress(done)
+            assert job(store, job_id).progress.done == done
+        return result()
+
+    assert run_job(store, job_id, ClassifyPayload.model_validate_json, work) == JobStatus.succeeded
+    final = job(store, job_id)
+    assert final.status == JobStatus.succeeded
+    assert final.result == result()
+    assert final.started_at <= final.finished_at
+    assert store.redis.ttl(job_key(job_id)) > 0
+
+
+def test_a_cancelled_job_is_skipped(store: WorkerStore) -> None:
+    job_id = queued_job(store)
+    store.redis.hset(job_key(job_id), "status", "cancelled")
+    called = []
+    outcome = run_job(
+        store, job_id, ClassifyPayload.model_validate_json, lambda p, g: called.append(1)
+    )
+    assert outcome is None and not called
+
+
+def test_cancellation_while_running_stops_at_the_next_progress(store: WorkerStore) -> None:
+    job_id = queued_job(store)
+    reached = []
+
+    def work(payload, progress):
+        progress(1)
+        store.redis.hset(job_key(job_id), "status", "cancelled")
+        progress(2)
+        reached.append("after")
+        return result()
+
+    assert run_job(store, job_id, ClassifyPayload.model_validate_json, work) == JobStatus.cancelled
+    assert not reached
+    assert job(store, job_id).status == JobStatus.cancelled
+    assert job(store, job_id).result is None
+
+
+def test_a_late_result_never_overwrites_a_cancellation(store: WorkerStore) -> None:
+    job_id = queued_job(store)
+
+    def work(payload, progress):
+        store.redis.hset(job_key(job_id), "status", "cancelled")
+        return result()
+
+    assert run_job(store, job_id, ClassifyPayload.model_validate_json, work) == JobStatus.cancelled
+    assert job(store, job_id).result is None
+
+
+def test_domain_errors_become_the_jobs_problem(store: WorkerStore) -> None:
+    job_id = queued_job(store)
+
+    def work(payload, progress):
+        raise InvalidInput.for_field("labels", "bad")
+
+    assert run_job(store, job_id, ClassifyPayload.model_validate_json, work) == JobStatus.failed
+    error = job(store, job_id).error
+    assert (error.status, error.type, error.detail) == (
+        422,
+        "/problems/invalid-input",
+        "labels: bad",
+    )
+
+
+def test_unexpected_errors_fail_the_job_without_leaking_details(store: WorkerStore) -> None:
+    job_id = queued_job(store)
+
+    def work(payload, progress):
+        raise RuntimeError("secret internals")
+
+    assert run_job(store, job_id, ClassifyPayload.model_validate_json, work) == JobStatus.failed
+    error = job(store, job_id).error
+    assert error.status == 500 and "secret" not in (error.detail or "")
+
+
+def test_progress_never_recreates_an_expired_record(store: WorkerStore) -> None:
+    job_id = queued_job(store)
+    store.redis.delete(job_key(job_id))
+    assert store.progress(job_id, 5) is None
+    assert not store.redis.exists(job_key(job_id))
+    assert store.start(job_id) == -1
