@@ -12,7 +12,7 @@ from api.limits import BodySizeLimit
 from api.openapi import install_openapi, operation_id
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
-from api.routes import classify, health, jobs
+from api.routes import classify, health, jobs, scenes, seed
 from api.store import ApiStore
 from clipcore.settings import Settings, get_settings
 
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     # Starlette's own body limit answers in plain text; ours answers problem+json.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
-    for module in (classify, jobs, health):
+    for module in (classify, scenes, jobs, health, seed):
         app.include_router(module.router)
     return app
 

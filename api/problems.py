@@ -20,6 +20,9 @@ REDIS_RETRY_AFTER_SECONDS = 5
 log = logging.getLogger(__name__)
 
 
+SEED_PREFIX = "/api/"
+
+
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         problem.model_dump(exclude_none=True),
@@ -38,29 +41,38 @@ def _field_name(location: tuple[str | int, ...]) -> str:
     return name or "body"
 
 
-async def _clipq_error(_: Request, exc: ClipqError) -> JSONResponse:
+def _render(
+    request: Request, problem: Problem, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A problem response; the seed's clients also read ``success`` and ``error``."""
+    if request.url.path.startswith(SEED_PREFIX):
+        problem = problem.model_copy(update={"success": False, "error": problem.detail})
+    return problem_response(problem, headers)
+
+
+async def _clipq_error(request: Request, exc: ClipqError) -> JSONResponse:
     headers = {"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)} if exc.status == 503 else None
-    return problem_response(exc.to_problem(), headers)
+    return _render(request, exc.to_problem(), headers)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [
         FieldError(field=_field_name(tuple(error["loc"])), message=error["msg"])
         for error in exc.errors()
     ]
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
-    return problem_response(InvalidInput(detail, errors=errors).to_problem())
+    return _render(request, InvalidInput(detail, errors=errors).to_problem())
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     problem = Problem(title=_title(exc.status_code), status=exc.status_code, detail=exc.detail)
-    return problem_response(problem, getattr(exc, "headers", None))
+    return _render(request, problem, getattr(exc, "headers", None))
 
 
-async def _redis_down(_: Request, exc: Exception) -> JSONResponse:
+async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("Redis unreachable: %s", exc)
     error = ServiceUnavailable("the job store (Redis) is unreachable; try again shortly")
-    return problem_response(error.to_problem(), {"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)})
+    return _render(request, error.to_problem(), {"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)})
 
 
 def _title(status: int) -> str:

@@ -94,3 +94,11 @@ def embed_uploads(
         done += batch.size
         on_progress(done)
     return results
+
+
+def stack_embedded(embedded: Sequence[torch.Tensor | Problem]) -> tuple[list[int], torch.Tensor]:
+    """Positions of the uploads that were embedded, and their embeddings as one matrix."""
+    positions = [i for i, item in enumerate(embedded) if not isinstance(item, Problem)]
+    if not positions:
+        return [], torch.empty(0)
+    return positions, torch.stack([embedded[i] for i in positions])  # type: ignore[misc]

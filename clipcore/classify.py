@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from clipcore.batching import Upload, embed_uploads
+from clipcore.batching import Upload, embed_uploads, stack_embedded
 from clipcore.clip_model import LoadedClip
 from clipcore.contracts import ClassifiedImage, LabelScore, Problem
 from clipcore.encode import EmbeddingCache, embed_texts
@@ -75,12 +75,11 @@ def classify_uploads(
     embedded = embed_uploads(
         clip, uploads, batch_size=batch_size, max_pixels=max_pixels, on_progress=on_progress
     )
-    decoded = [i for i, item in enumerate(embedded) if not isinstance(item, Problem)]
+    positions, matrix = stack_embedded(embedded)
     ranked: dict[int, list[LabelScore]] = {}
-    if decoded:
-        matrix = torch.stack([embedded[i] for i in decoded])
+    if positions:
         probabilities = zero_shot_probabilities(matrix, classifier, clip.logit_scale)
-        ranked = dict(zip(decoded, top_k(probabilities, labels, top_k_labels), strict=True))
+        ranked = dict(zip(positions, top_k(probabilities, labels, top_k_labels), strict=True))
     return [
         ClassifiedImage(
             filename=upload.filename,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from transformers import CLIPModel, CLIPProcessor
+from transformers.utils import logging as hf_logging
 
 from clipcore.errors import ModelLoadError
 
@@ -66,6 +67,7 @@ def load_clip(spec: str, device: str = "auto") -> LoadedClip:
     source = resolve_model_source(spec)
     target = select_device(device)
     dtype = torch.float16 if target.type == "cuda" else torch.float32
+    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in logs and the CLI
     try:
         model = CLIPModel.from_pretrained(source, dtype=dtype)
         processor = CLIPProcessor.from_pretrained(source)

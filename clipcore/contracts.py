@@ -12,11 +12,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, TypeAdapter
+
+from clipcore.problem import FieldError, Problem
+from clipcore.scenes import DatasetSummary, SceneImageResult
+from clipcore.taxonomy import Speed, Taxonomy
 
 
 class JobKind(StrEnum):
     classify = "classify"
+    scenes = "scenes"
 
 
 class JobStatus(StrEnum):
@@ -31,26 +36,9 @@ class JobStatus(StrEnum):
         return self in FINAL_STATUSES
 
 
+__all__ = ["FieldError", "Problem"]  # re-exported: part of the contract
+
 FINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem: the error body of every 4xx/5xx and of a failed job or image."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field("about:blank", description="A URI naming the kind of problem.")
-    title: str
-    status: int
-    detail: str | None = None
-    errors: list[FieldError] | None = Field(
-        None, description="For validation problems: which field or file was wrong, and why."
-    )
-
-
-class FieldError(BaseModel):
-    field: str = Field(description="The request field (or 'images[2]' / a filename) at fault.")
-    message: str
 
 
 class Progress(BaseModel):
@@ -76,7 +64,14 @@ class ClassifyPayload(BaseModel):
     top_k: int
 
 
-JobPayload = ClassifyPayload
+class ScenesPayload(BaseModel):
+    kind: Literal[JobKind.scenes] = JobKind.scenes
+    images: list[ImageRef]
+    speed: Speed = Speed.balanced
+    taxonomy: Taxonomy | None = Field(None, description="None: the shipped default taxonomy.")
+
+
+JobPayload = Annotated[ClassifyPayload | ScenesPayload, Field(discriminator="kind")]
 
 
 # --- results ------------------------------------------------------------------------
@@ -104,7 +99,33 @@ class ClassifyResult(BaseModel):
     images: list[ClassifiedImage]
 
 
-JobResult = Annotated[ClassifyResult, Field(discriminator="kind")]
+class TaxonomyRef(BaseModel):
+    name: str
+    version: str
+    hash: str = Field(description="sha256 of the taxonomy's canonical JSON.")
+
+
+class SceneImage(BaseModel):
+    filename: str
+    sha256: str
+    prediction: SceneImageResult | None = None
+    error: Problem | None = Field(
+        None, description="Set when this image could not be decoded; the others still count."
+    )
+
+
+class ScenesResult(BaseModel):
+    kind: Literal[JobKind.scenes] = JobKind.scenes
+    model: str
+    taxonomy: TaxonomyRef
+    speed: Speed
+    images: list[SceneImage]
+    summary: DatasetSummary | None = Field(
+        None, description="The dataset summary, when two or more images were classified."
+    )
+
+
+JobResult = Annotated[ClassifyResult | ScenesResult, Field(discriminator="kind")]
 
 
 class Job(BaseModel):
@@ -121,15 +142,23 @@ class Job(BaseModel):
 
 def result_from_json(data: str | bytes | dict[str, Any]) -> JobResult:
     """Parse a stored result document into its typed model."""
-    from pydantic import TypeAdapter
-
-    adapter: TypeAdapter[JobResult] = TypeAdapter(JobResult)
     if isinstance(data, dict):
-        return adapter.validate_python(data)
-    return adapter.validate_json(data)
+        return _RESULT.validate_python(data)
+    return _RESULT.validate_json(data)
+
+
+def payload_from_json(data: str | bytes) -> JobPayload:
+    return _PAYLOAD.validate_json(data)
+
+
+_RESULT: TypeAdapter[JobResult] = TypeAdapter(JobResult)
+_PAYLOAD: TypeAdapter[JobPayload] = TypeAdapter(JobPayload)
 
 
 # --- transport: how the API reaches the workers (by name, never by import) ---------
 
 INFERENCE_QUEUE = "clipq.inference"
-TASK_NAMES: dict[JobKind, str] = {JobKind.classify: "clipq.classify"}
+TASK_NAMES: dict[JobKind, str] = {
+    JobKind.classify: "clipq.classify",
+    JobKind.scenes: "clipq.scenes",
+}

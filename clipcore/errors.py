@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from clipcore.contracts import FieldError, Problem
+from clipcore.problem import FieldError, Problem
 
 PROBLEM_BASE = "/problems/"
 
@@ -106,3 +106,14 @@ class ModelLoadError(ClipqError):
     status = 503
     slug = "model-unavailable"
     title = "Model could not be loaded"
+
+
+class JobFailed(ClipqError):
+    """Relays a job's own problem (e.g. to a synchronous caller that waited for it)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail or problem.title)
+        self.problem = problem
+
+    def to_problem(self) -> Problem:
+        return self.problem

@@ -294,12 +294,3 @@ def _pct(value: float) -> str:
 
 def _join(scenes: list[str], distribution: Mapping[str, float]) -> str:
     return ", ".join(f"{s} ({_pct(distribution[s])})" for s in scenes)
-
-
-# --- CLIP: per-scene probabilities --------------------------------------------------
-#
-# Reserved for the model part, added by the lead engineer: the scenes' prompt
-# embeddings averaged per scene (prompt ensemble), cached per worker by
-# (model id, taxonomy_hash(taxonomy)), and image embeddings turned into the
-# per-scene probabilities that scene_image_result() takes. torch is imported
-# there lazily, so this module stays importable without it.

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     api_wait_max_seconds: float = Field(
         30.0, ge=0, description="Longest long-poll a client may ask for with ?wait=N."
     )
+    scene_min_confidence: float = Field(
+        0.5, ge=0, le=1, description="A scene below this probability is flagged 'uncertain'."
+    )
+    scene_min_margin: float = Field(
+        0.1, ge=0, le=1, description="A lead over the second scene below this is 'uncertain'."
+    )
+    sync_timeout_seconds: float = Field(
+        300, gt=0, description="How long the seed-compatible /api endpoints wait for their job."
+    )
     preload_model: bool = Field(
         True, description="Load the model when a worker process starts, not on its first job."
     )

@@ -31,8 +31,8 @@ from pydantic import (
     field_validator,
 )
 
-from clipcore.contracts import FieldError
 from clipcore.errors import InvalidInput
+from clipcore.problem import FieldError
 
 DEFAULT_TAXONOMY_FILE = "scene_taxonomy.json"
 

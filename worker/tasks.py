@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from clipcore.classify import classify_uploads
-from clipcore.contracts import TASK_NAMES, ClassifyPayload, ClassifyResult, JobKind
+from clipcore.contracts import (
+    TASK_NAMES,
+    ClassifyPayload,
+    ClassifyResult,
+    JobKind,
+    ScenesPayload,
+    ScenesResult,
+)
+from clipcore.scene_classifier import classify_scene_uploads
 from clipcore.settings import get_settings
+from clipcore.taxonomy import load_default_taxonomy
 from worker import runtime
 from worker.celery_app import app
 from worker.jobs import ProgressCallback, load_uploads, run_job
@@ -29,3 +38,23 @@ def classify(job_id: str) -> str | None:
         return ClassifyResult(model=clip.model_id, images=images)
 
     return run_job(runtime.store(), job_id, ClassifyPayload.model_validate_json, work)
+
+
+@app.task(name=TASK_NAMES[JobKind.scenes])
+def scenes(job_id: str) -> str | None:
+    def work(payload: ScenesPayload, progress: ProgressCallback) -> ScenesResult:
+        settings = get_settings()
+        return classify_scene_uploads(
+            runtime.clip(),
+            runtime.text_cache(),
+            load_uploads(runtime.store(), payload.images),
+            taxonomy=payload.taxonomy or load_default_taxonomy(),
+            speed=payload.speed,
+            min_confidence=settings.scene_min_confidence,
+            min_margin=settings.scene_min_margin,
+            batch_size=settings.batch_size,
+            max_pixels=settings.max_image_pixels,
+            on_progress=progress,
+        )
+
+    return run_job(runtime.store(), job_id, ScenesPayload.model_validate_json, work)

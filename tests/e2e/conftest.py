@@ -118,7 +118,7 @@ def service(
         CLIPQ_BATCH_SIZE="2",
         CLIPQ_MAX_UPLOAD_BYTES=str(2 * 1024 * 1024),
         CLIPQ_MAX_IMAGE_PIXELS="1000000",
-        CLIPQ_MAX_FILES_PER_JOB="400",
+        CLIPQ_MAX_FILES_PER_JOB="500",
     )
     port = free_port()
     worker = start_worker(env, logs / "worker.log")

@@ -36,9 +36,9 @@ CASES = {
     "zero bytes": (form(("empty.png", b"")), 422, "empty.png"),
     "decompression bomb": (form(("bomb.png", bomb_png())), 422, "bomb.png"),
     "too many files": (
-        form(*[(f"{i}.png", data) for i, data in enumerate(distinct_pngs(401))]),
+        form(*[(f"{i}.png", data) for i, data in enumerate(distinct_pngs(501))]),
         422,
-        "400",
+        "500",
     ),
     "no labels": (form(("a.png", RED), labels=[]), 422, "labels"),
     "empty label": (form(("a.png", RED), labels=["cat", "  "]), 422, "labels[1]"),

@@ -1,0 +1,180 @@
+"""The seed's own endpoints, for its users: synchronous, with its JSON shapes field for field.
+
+``POST /api/classify`` (field ``image``), ``POST /api/classify-batch`` (field
+``images``) and ``GET /api/scene-types`` enqueue a scene job like any other,
+wait for it (without blocking a thread) and answer as the seed's Flask app did.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, UploadFile
+from PIL import Image
+
+from api.deps import QueueDep, SettingsDep, StoreDep, require_multipart
+from api.jobs import submit_job
+from api.openapi import problems
+from api.uploads import AcceptedUpload, accept_uploads
+from clipcore.contracts import Job, JobStatus, SceneImage, ScenesPayload, ScenesResult
+from clipcore.errors import Conflict, InvalidImage, JobFailed, JobTimeout
+from clipcore.scenes import DatasetSummary, SceneImageResult
+from clipcore.taxonomy import Matcher, Speed, load_default_taxonomy
+
+router = APIRouter(prefix="/api", tags=["seed-compatible"])
+
+
+def percent(probability: float) -> float:
+    return round(100 * probability, 2)
+
+
+def seed_model(matcher: Matcher) -> dict[str, Any]:
+    return {"name": matcher.name, "speed": str(matcher.speed), "reason": matcher.reason}
+
+
+def seed_predictions(prediction: SceneImageResult) -> list[dict[str, Any]]:
+    taxonomy = load_default_taxonomy()
+    return [
+        {
+            "type": score.scene,
+            "description": taxonomy.scene(score.scene).description,
+            "confidence": percent(score.probability),
+        }
+        for score in prediction.scores
+    ]
+
+
+def seed_single(prediction: SceneImageResult, image: AcceptedUpload) -> dict[str, Any]:
+    return {
+        "success": True,
+        "image": data_url(image.data),
+        "top_prediction": {
+            "type": prediction.top_scene,
+            "description": prediction.description,
+            "confidence": percent(prediction.confidence),
+            "recommended_model": seed_model(prediction.recommended_matcher),
+        },
+        "all_predictions": seed_predictions(prediction),
+    }
+
+
+def seed_batch_entry(image: SceneImage) -> dict[str, Any]:
+    if image.prediction is None:
+        return {"filename": image.filename, "error": image.error.detail if image.error else ""}
+    prediction = image.prediction
+    return {
+        "filename": image.filename,
+        "scene_type": prediction.top_scene,
+        "description": prediction.description,
+        "confidence": percent(prediction.confidence),
+        "recommended_model": seed_model(prediction.recommended_matcher),
+        "all_predictions": seed_predictions(prediction),
+    }
+
+
+def seed_summary(summary: DatasetSummary | None, classified: int) -> dict[str, Any]:
+    if summary is None:
+        return {
+            "total_images": classified,
+            "scene_distribution": {},
+            "dominant_scenes": [],
+            "recommended_models": [],
+        }
+    return {
+        "total_images": summary.total_images,
+        "scene_distribution": summary.scene_distribution,
+        "dominant_scenes": summary.dominant_scenes,
+        "recommended_models": [
+            {"scene_type": d.scene, "percentage": d.percentage, "model": seed_model(d.matcher)}
+            for d in summary.recommended_matchers
+        ],
+    }
+
+
+def data_url(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as image:
+        mime = Image.MIME.get(image.format or "", "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+async def run_scenes(
+    store: StoreDep, queue: QueueDep, settings: SettingsDep, uploads: list[AcceptedUpload]
+) -> ScenesResult:
+    payload = ScenesPayload(images=[u.ref for u in uploads], speed=Speed.balanced)
+    job = await submit_job(store, queue, payload, uploads, total=len(uploads))
+    final: Job | None = await store.wait_for_final(job.id, settings.sync_timeout_seconds)
+    if final is None or not final.status.is_final:
+        raise JobTimeout(
+            f"no answer within {settings.sync_timeout_seconds:.0f} s; the job goes on: "
+            f"poll /v1/jobs/{job.id}"
+        )
+    if final.status == JobStatus.succeeded and isinstance(final.result, ScenesResult):
+        return final.result
+    if final.error:
+        raise JobFailed(final.error)
+    raise Conflict(f"job {job.id} was {final.status}")
+
+
+SeedResponse = dict[str, Any]
+
+
+@router.post(
+    "/classify",
+    responses=problems(413, 415, 422, 503),
+    dependencies=[Depends(require_multipart)],
+)
+async def seed_classify(
+    store: StoreDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    image: Annotated[UploadFile, File(description="One image.")],
+) -> SeedResponse:
+    """Seed-compatible: classify one image and answer synchronously, as the seed's Flask app."""
+    uploads = await accept_uploads([image], settings, field="image")
+    result = await run_scenes(store, queue, settings, uploads)
+    entry = result.images[0]
+    if entry.prediction is None:
+        raise InvalidImage(entry.filename, entry.error.detail if entry.error else "", field="image")
+    return seed_single(entry.prediction, uploads[0])
+
+
+@router.post(
+    "/classify-batch",
+    responses=problems(413, 415, 422, 503),
+    dependencies=[Depends(require_multipart)],
+)
+async def seed_classify_batch(
+    store: StoreDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    images: Annotated[list[UploadFile], File(description="The images of the dataset.")],
+) -> SeedResponse:
+    """Seed-compatible: classify a batch synchronously, with the dataset summary."""
+    uploads = await accept_uploads(images, settings)
+    result = await run_scenes(store, queue, settings, uploads)
+    classified = sum(1 for image in result.images if image.prediction is not None)
+    return {
+        "success": True,
+        "results": [seed_batch_entry(image) for image in result.images],
+        "summary": seed_summary(result.summary, classified),
+    }
+
+
+@router.get("/scene-types")
+async def seed_scene_types() -> SeedResponse:
+    """Seed-compatible: the scene types with their descriptions."""
+    taxonomy = load_default_taxonomy()
+    return {
+        "success": True,
+        "scene_types": [
+            {
+                "type": scene.name,
+                "description": scene.description,
+                "use_cases": scene.use_cases,
+                "recommended_model": seed_model(scene.recommendations.primary),
+            }
+            for scene in taxonomy.scenes
+        ],
+    }

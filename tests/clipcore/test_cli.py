@@ -1,0 +1,76 @@
+"""The clipq command line, in-process, in its three output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from clipcore.cli import main
+from tests.support import png_bytes
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> list[Path]:
+    paths = [tmp_path / "office.png", tmp_path / "street.png"]
+    paths[0].write_bytes(png_bytes((200, 200, 200)))
+    paths[1].write_bytes(png_bytes((40, 170, 60)))
+    return paths
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["scenes", "--quiet", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_text_output_one_line_per_image(capsys, images, random_clip_dir) -> None:
+    code, out, err = run(capsys, "--model", str(random_clip_dir), *map(str, images))
+    assert code == 0, err
+    lines = out.splitlines()
+    pattern = r"^(office|street)\.png\s+[a-z_]+ \(\d+\.\d%\)  → \S+"
+    assert re.match(pattern, lines[0]) and re.match(pattern, lines[1])
+    assert "2 images:" in out and "overall:" in out
+
+
+def test_all_scores_and_csv(capsys, images, random_clip_dir) -> None:
+    code, out, _ = run(
+        capsys, "--model", str(random_clip_dir), "--output", "csv", "--all", *map(str, images)
+    )
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["filename"] for r in rows] == ["office.png", "street.png"]
+    scene_columns = ["indoor_small", "indoor_large", "outdoor", "close_up", "far_away"]
+    for row in rows:
+        assert sum(float(row[c]) for c in [*scene_columns, "glass_shiny"]) == pytest.approx(
+            1, abs=1e-3
+        )
+        assert float(row["confidence"]) == pytest.approx(float(row[row["scene"]]), abs=1e-4)
+
+
+def test_json_output_and_speed(capsys, images, random_clip_dir) -> None:
+    code, out, _ = run(
+        capsys, "--model", str(random_clip_dir), "-o", "json", "--speed", "fast", *map(str, images)
+    )
+    document = json.loads(out)
+    assert code == 0 and document["speed"] == "fast"
+    assert document["summary"]["total_images"] == 2
+    assert len(document["images"]) == 2
+
+
+def test_unreadable_files_get_an_error_line_and_exit_1(
+    capsys, images, random_clip_dir, tmp_path
+) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    code, out, err = run(
+        capsys, "--model", str(random_clip_dir), str(images[0]), str(broken), "missing.png"
+    )
+    assert code == 1
+    assert out.startswith("office.png")
+    errors = err.strip().splitlines()
+    assert len(errors) == 2
+    assert "broken.png" in errors[0] and "missing.png" in errors[1]
