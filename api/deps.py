@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.collection_store import AsyncCollections
 from api.queue import JobQueue
 from api.store import ApiStore
 from clipcore.errors import UnsupportedMediaType
@@ -24,9 +25,14 @@ def get_queue(request: Request) -> JobQueue:
     return request.app.state.queue
 
 
+def get_collections(request: Request) -> AsyncCollections:
+    return request.app.state.collections
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ApiStore, Depends(get_store)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
+CollectionsDep = Annotated[AsyncCollections, Depends(get_collections)]
 
 
 def require_multipart(request: Request) -> None:

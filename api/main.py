@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from api.collection_store import AsyncCollections
 from api.limits import BodySizeLimit
 from api.openapi import install_openapi, operation_id
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
-from api.routes import classify, health, jobs, scenes, seed
+from api.routes import classify, collections, health, jobs, scenes, seed
 from api.store import ApiStore
 from clipcore.settings import Settings, get_settings
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.store = ApiStore(client, settings.job_ttl_seconds)
         app.state.queue = JobQueue(settings.redis_url)
+        app.state.collections = AsyncCollections(client)
         yield
         await client.aclose()
 
@@ -52,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     # Starlette's own body limit answers in plain text; ours answers problem+json.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
-    for module in (classify, scenes, jobs, health, seed):
+    for module in (classify, scenes, collections, jobs, health, seed):
         app.include_router(module.router)
     return app
 

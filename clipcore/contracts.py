@@ -15,6 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from clipcore.problem import FieldError, Problem
+from clipcore.retrieval_models import (
+    EvaluatePayload,
+    EvaluateResult,
+    IngestPayload,
+    IngestResult,
+    SearchPayload,
+    SearchResult,
+)
 from clipcore.scenes import DatasetSummary, SceneImageResult
 from clipcore.taxonomy import Speed, Taxonomy
 
@@ -22,6 +30,9 @@ from clipcore.taxonomy import Speed, Taxonomy
 class JobKind(StrEnum):
     classify = "classify"
     scenes = "scenes"
+    ingest = "ingest"
+    search = "search"
+    evaluate = "evaluate"
 
 
 class JobStatus(StrEnum):
@@ -71,7 +82,10 @@ class ScenesPayload(BaseModel):
     taxonomy: Taxonomy | None = Field(None, description="None: the shipped default taxonomy.")
 
 
-JobPayload = Annotated[ClassifyPayload | ScenesPayload, Field(discriminator="kind")]
+JobPayload = Annotated[
+    ClassifyPayload | ScenesPayload | IngestPayload | SearchPayload | EvaluatePayload,
+    Field(discriminator="kind"),
+]
 
 
 # --- results ------------------------------------------------------------------------
@@ -125,7 +139,10 @@ class ScenesResult(BaseModel):
     )
 
 
-JobResult = Annotated[ClassifyResult | ScenesResult, Field(discriminator="kind")]
+JobResult = Annotated[
+    ClassifyResult | ScenesResult | IngestResult | SearchResult | EvaluateResult,
+    Field(discriminator="kind"),
+]
 
 
 class Job(BaseModel):
@@ -161,4 +178,7 @@ INFERENCE_QUEUE = "clipq.inference"
 TASK_NAMES: dict[JobKind, str] = {
     JobKind.classify: "clipq.classify",
     JobKind.scenes: "clipq.scenes",
+    JobKind.ingest: "clipq.ingest",
+    JobKind.search: "clipq.search",
+    JobKind.evaluate: "clipq.evaluate",
 }

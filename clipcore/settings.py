@@ -25,6 +25,11 @@ class Settings(BaseSettings):
         description="CLIP to load: 'embedded' (the model shipped in clipcore), a Hugging Face "
         "hub id such as 'openai/clip-vit-base-patch32', or a local folder.",
     )
+    detector_model: str = Field(
+        "embedded",
+        description="Mask R-CNN for crop proposals: 'embedded', 'torchvision:COCO_V1' "
+        "(maskrcnn_resnet50_fpn_v2 weights), a folder (config.json + model.safetensors) or a .pth.",
+    )
     device: Literal["auto", "cpu", "cuda"] | str = Field(
         "auto", description="Torch device for the worker; 'auto' is cuda when available."
     )
@@ -55,6 +60,16 @@ class Settings(BaseSettings):
     )
     sync_timeout_seconds: float = Field(
         300, gt=0, description="How long the seed-compatible /api endpoints wait for their job."
+    )
+    crops_per_image: int = Field(8, ge=0, le=100, description="Most region crops kept per image.")
+    crop_min_score: float = Field(
+        0.5, ge=0, le=1, description="Smallest detector score of a region that gets a crop."
+    )
+    crop_context: float = Field(
+        2.0, ge=1, le=8, description="A crop's side as a multiple of its box's longer side."
+    )
+    search_min_score: float = Field(
+        0.2, ge=-1, le=1, description="Default 'no match' threshold of a search (cosine)."
     )
     preload_model: bool = Field(
         True, description="Load the model when a worker process starts, not on its first job."

@@ -109,3 +109,14 @@ def truncated_png() -> bytes:
     Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(buffer, format="PNG")
     data = buffer.getvalue()
     return data[: len(data) // 2]
+
+
+def build_random_detector(folder: Path, *, seed: int = 0) -> Path:
+    """A small randomly initialised Mask R-CNN saved like the embedded one (loads the same way)."""
+    import torch
+
+    from clipcore.detector import build_tiny_maskrcnn, save_tiny_detector
+
+    torch.manual_seed(seed)
+    save_tiny_detector(build_tiny_maskrcnn(), {}, folder)
+    return folder

@@ -5,11 +5,16 @@ from __future__ import annotations
 from functools import cache
 
 import redis
+import torch
 
+from api.collection_store import Collections
 from api.store import WorkerStore
-from clipcore.clip_model import ClipCache, LoadedClip
+from clipcore.clip_model import ClipCache, LoadedClip, select_device
+from clipcore.detector import load_detector
 from clipcore.encode import EmbeddingCache
+from clipcore.errors import ModelLoadError
 from clipcore.settings import get_settings
+from worker.collections import CollectionIndexes
 
 
 @cache
@@ -26,6 +31,31 @@ def clip_cache() -> ClipCache:
 @cache
 def text_cache() -> EmbeddingCache:
     return EmbeddingCache(max_entries=128)
+
+
+@cache
+def collections() -> Collections:
+    return Collections(redis.Redis.from_url(get_settings().redis_url))
+
+
+@cache
+def indexes() -> CollectionIndexes:
+    return CollectionIndexes(collections())
+
+
+def detector() -> torch.nn.Module:
+    settings = get_settings()
+    return _detector(settings.detector_model, settings.device)
+
+
+@cache
+def _detector(spec: str, device: str) -> torch.nn.Module:
+    try:
+        return load_detector(spec, select_device(device))
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        raise ModelLoadError(
+            f"cannot load the detector {spec!r} ({exc}); check CLIPQ_DETECTOR_MODEL"
+        ) from exc
 
 
 def clip() -> LoadedClip:

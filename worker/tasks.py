@@ -11,10 +11,18 @@ from clipcore.contracts import (
     ScenesPayload,
     ScenesResult,
 )
+from clipcore.retrieval_models import (
+    EvaluatePayload,
+    EvaluateResult,
+    IngestPayload,
+    IngestResult,
+    SearchPayload,
+    SearchResult,
+)
 from clipcore.scene_classifier import classify_scene_uploads
 from clipcore.settings import get_settings
 from clipcore.taxonomy import load_default_taxonomy
-from worker import runtime
+from worker import collections, runtime
 from worker.celery_app import app
 from worker.jobs import ProgressCallback, load_uploads, run_job
 
@@ -58,3 +66,51 @@ def scenes(job_id: str) -> str | None:
         )
 
     return run_job(runtime.store(), job_id, ScenesPayload.model_validate_json, work)
+
+
+@app.task(name=TASK_NAMES[JobKind.ingest])
+def ingest(job_id: str) -> str | None:
+    def work(payload: IngestPayload, progress: ProgressCallback) -> IngestResult:
+        return collections.ingest(
+            runtime.collections(),
+            runtime.clip(),
+            runtime.detector(),
+            payload,
+            lambda items: load_uploads(runtime.store(), items),
+            progress,
+            get_settings(),
+        )
+
+    return run_job(runtime.store(), job_id, IngestPayload.model_validate_json, work)
+
+
+@app.task(name=TASK_NAMES[JobKind.search])
+def search(job_id: str) -> str | None:
+    def work(payload: SearchPayload, progress: ProgressCallback) -> SearchResult:
+        result = collections.search(
+            runtime.collections(),
+            runtime.indexes(),
+            runtime.clip(),
+            runtime.text_cache(),
+            payload,
+            get_settings(),
+        )
+        progress(1)
+        return result
+
+    return run_job(runtime.store(), job_id, SearchPayload.model_validate_json, work)
+
+
+@app.task(name=TASK_NAMES[JobKind.evaluate])
+def evaluate(job_id: str) -> str | None:
+    def work(payload: EvaluatePayload, progress: ProgressCallback) -> EvaluateResult:
+        return collections.evaluate(
+            runtime.collections(),
+            runtime.indexes(),
+            runtime.clip(),
+            payload,
+            progress,
+            get_settings(),
+        )
+
+    return run_job(runtime.store(), job_id, EvaluatePayload.model_validate_json, work)

@@ -108,7 +108,10 @@ def service_env(redis_url: str, model: str, **overrides: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def service(
-    redis_url: str, random_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str,
+    random_clip_dir: Path,
+    random_detector_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Service]:
     """API + one worker on a random tiny CLIP, with small limits that tests can reach."""
     logs = tmp_path_factory.mktemp("service-logs")
@@ -119,6 +122,9 @@ def service(
         CLIPQ_MAX_UPLOAD_BYTES=str(2 * 1024 * 1024),
         CLIPQ_MAX_IMAGE_PIXELS="1000000",
         CLIPQ_MAX_FILES_PER_JOB="500",
+        CLIPQ_DETECTOR_MODEL=str(random_detector_dir),
+        CLIPQ_CROP_MIN_SCORE="0",
+        CLIPQ_CROPS_PER_IMAGE="4",
     )
     port = free_port()
     worker = start_worker(env, logs / "worker.log")

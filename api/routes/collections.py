@@ -1,0 +1,231 @@
+"""Image collections: create, ingest, search by text, evaluate retrieval."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi.responses import Response as RawResponse
+
+from api.deps import CollectionsDep, QueueDep, SettingsDep, StoreDep, require_multipart
+from api.jobs import accepted, submit_job
+from api.openapi import problems
+from api.uploads import accept_uploads
+from clipcore.contracts import Job
+from clipcore.errors import InvalidInput, NotFound
+from clipcore.retrieval_models import (
+    Collection,
+    CollectionCreate,
+    CollectionImagePage,
+    EvaluatePayload,
+    EvaluateRequest,
+    EvaluationQuery,
+    IngestItem,
+    IngestPayload,
+    SearchPayload,
+    SearchRequest,
+)
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+MAX_METADATA_BYTES = 4096
+
+
+async def existing(collections: CollectionsDep, collection_id: str) -> Collection:
+    collection = await collections.get(collection_id)
+    if collection is None:
+        raise NotFound(f"no collection {collection_id!r}")
+    return collection
+
+
+@router.post("", status_code=201, response_model=Collection, responses=problems(422))
+async def create_collection(
+    body: CollectionCreate, collections: CollectionsDep, settings: SettingsDep, response: Response
+) -> Collection:
+    """Create an empty collection; it will hold embeddings of the service's CLIP model."""
+    collection = await collections.create(body.name, settings.clip_model, body.crop_background)
+    response.headers["Location"] = f"/v1/collections/{collection.id}"
+    return collection
+
+
+@router.get("", response_model=list[Collection])
+async def list_collections(collections: CollectionsDep) -> list[Collection]:
+    return await collections.list()
+
+
+@router.get("/{collection_id}", response_model=Collection, responses=problems(404))
+async def get_collection(collection_id: str, collections: CollectionsDep) -> Collection:
+    return await existing(collections, collection_id)
+
+
+@router.delete("/{collection_id}", status_code=204, responses=problems(404))
+async def delete_collection(collection_id: str, collections: CollectionsDep) -> RawResponse:
+    """Delete the collection with all its images and embeddings."""
+    if not await collections.delete(collection_id):
+        raise NotFound(f"no collection {collection_id!r}")
+    return RawResponse(status_code=204)
+
+
+def parse_labels(labels: list[str] | None, count: int) -> list[list[str]]:
+    if not labels:
+        return [[] for _ in range(count)]
+    if len(labels) != count:
+        raise InvalidInput.for_field(
+            "labels", f"{len(labels)} label fields for {count} images: give one per image, in order"
+        )
+    return [[label.strip() for label in field.split(",") if label.strip()] for field in labels]
+
+
+def parse_metadata(metadata: list[str] | None, count: int) -> list[dict[str, Any]]:
+    if not metadata:
+        return [{} for _ in range(count)]
+    if len(metadata) != count:
+        raise InvalidInput.for_field(
+            "metadata", f"{len(metadata)} metadata fields for {count} images: one per image"
+        )
+    parsed = []
+    for index, text in enumerate(metadata):
+        field = f"metadata[{index}]"
+        if len(text.encode()) > MAX_METADATA_BYTES:
+            raise InvalidInput.for_field(field, f"at most {MAX_METADATA_BYTES} bytes")
+        try:
+            value = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise InvalidInput.for_field(field, f"not valid JSON ({exc.msg})") from None
+        if not isinstance(value, dict):
+            raise InvalidInput.for_field(field, "must be a JSON object")
+        parsed.append(value)
+    return parsed
+
+
+@router.post(
+    "/{collection_id}/images",
+    status_code=202,
+    response_model=Job,
+    responses=problems(404, 413, 415, 422, 503),
+    dependencies=[Depends(require_multipart)],
+)
+async def ingest_images(
+    collection_id: str,
+    response: Response,
+    store: StoreDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    collections: CollectionsDep,
+    images: Annotated[list[UploadFile], File(description="Images to add.")],
+    labels: Annotated[
+        list[str] | None,
+        Form(description="Per image, in order: its labels, comma-separated."),
+    ] = None,
+    metadata: Annotated[
+        list[str] | None, Form(description="Per image, in order: a JSON object.")
+    ] = None,
+) -> Job:
+    """Add images: each gets its CLIP embedding, Mask R-CNN region crops and their embeddings,
+    and a thumbnail. Bytes already in the collection are reported as duplicates."""
+    await existing(collections, collection_id)
+    per_image_labels = parse_labels(labels, len(images))
+    per_image_metadata = parse_metadata(metadata, len(images))
+    uploads = await accept_uploads(images, settings)
+    items = [
+        IngestItem(
+            sha256=upload.ref.sha256, filename=upload.ref.filename, labels=labels_, metadata=meta
+        )
+        for upload, labels_, meta in zip(uploads, per_image_labels, per_image_metadata, strict=True)
+    ]
+    payload = IngestPayload(collection_id=collection_id, images=items)
+    job = await submit_job(store, queue, payload, uploads, total=len(items))
+    return accepted(response, job)
+
+
+@router.get("/{collection_id}/images", response_model=CollectionImagePage, responses=problems(404))
+async def list_images(
+    collection_id: str,
+    collections: CollectionsDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> CollectionImagePage:
+    await existing(collections, collection_id)
+    total, images = await collections.images(collection_id, offset, limit)
+    return CollectionImagePage(total=total, images=images)
+
+
+@router.get(
+    "/{collection_id}/images/{image_id}/thumbnail",
+    response_class=RawResponse,
+    responses={200: {"content": {"image/jpeg": {}}}, **problems(404)},
+)
+async def get_thumbnail(
+    collection_id: str, image_id: str, collections: CollectionsDep
+) -> RawResponse:
+    data = await collections.thumbnail(collection_id, image_id)
+    if data is None:
+        raise NotFound(f"no image {image_id!r} in collection {collection_id!r}")
+    return RawResponse(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.post(
+    "/{collection_id}/search",
+    status_code=202,
+    response_model=Job,
+    responses=problems(404, 422, 503),
+)
+async def search_collection(
+    collection_id: str,
+    body: SearchRequest,
+    response: Response,
+    store: StoreDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    collections: CollectionsDep,
+) -> Job:
+    """Text→image search; answers 202 — use GET /v1/jobs/{id}?wait=N for one round trip."""
+    await existing(collections, collection_id)
+    min_score = settings.search_min_score if body.min_score is None else body.min_score
+    payload = SearchPayload(
+        **body.model_dump(exclude={"min_score"}), collection_id=collection_id, min_score=min_score
+    )
+    job = await submit_job(store, queue, payload, [], total=1)
+    return accepted(response, job)
+
+
+@router.post(
+    "/{collection_id}/evaluate",
+    status_code=202,
+    response_model=Job,
+    responses=problems(404, 422, 503),
+)
+async def evaluate_collection(
+    collection_id: str,
+    body: EvaluateRequest,
+    response: Response,
+    store: StoreDep,
+    queue: QueueDep,
+    collections: CollectionsDep,
+) -> Job:
+    """Recall@K and MRR with and without crop reranking, per query and overall."""
+    await existing(collections, collection_id)
+    known = await collections.labels(collection_id)
+    if body.queries is None:
+        if not known:
+            raise InvalidInput.for_field("queries", "the collection has no labels to evaluate")
+        queries = [
+            EvaluationQuery(
+                query=body.prompt_template.replace("{}", label), relevant_labels=[label]
+            )
+            for label in sorted(known)
+        ]
+    else:
+        queries = body.queries
+        for index, query in enumerate(queries):
+            missing = sorted(set(query.relevant_labels) - known)
+            if missing:
+                raise InvalidInput.for_field(
+                    f"queries[{index}].relevant_labels",
+                    f"the collection has no image labelled {', '.join(map(repr, missing))}",
+                )
+    payload = EvaluatePayload(
+        **body.model_dump(exclude={"queries"}), collection_id=collection_id, queries=queries
+    )
+    job = await submit_job(store, queue, payload, [], total=len(queries))
+    return accepted(response, job)

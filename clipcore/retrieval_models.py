@@ -1,0 +1,235 @@
+"""Schemas of image collections, search and evaluation (pydantic only, no torch).
+
+Requests are what clients send; payloads what a task needs besides stored
+data; results what a job returns. Boxes are ``[x0, y0, x1, y1]`` in the
+original image's pixels.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+
+from clipcore.problem import Problem
+
+Box = Annotated[list[float], Field(min_length=4, max_length=4)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+DEFAULT_KS = [1, 5, 10]
+
+
+class RerankMode(StrEnum):
+    none = "none"
+    crops = "crops"
+
+
+class Fusion(StrEnum):
+    """How an image's score and its best crop's score combine under ``rerank=crops``."""
+
+    max = "max"  # the seed's rule: max(image score, best crop score)
+    weighted = "weighted"  # (1 - crop_weight) × image score + crop_weight × best crop score
+
+
+class CropBackground(StrEnum):
+    """What a crop shows around its object: the scene (``keep``) or grey (``mask``)."""
+
+    keep = "keep"
+    mask = "mask"
+
+
+# --- collections ---------------------------------------------------------------------
+
+
+class CollectionCreate(BaseModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    crop_background: CropBackground = CropBackground.keep
+
+
+class Collection(BaseModel):
+    id: str
+    name: str
+    model: str = Field(description="The CLIP whose embeddings the collection holds.")
+    image_count: int
+    version: int = Field(description="Grows with every change; caches compare it.")
+    created_at: datetime
+    crop_background: CropBackground
+
+
+class Region(BaseModel):
+    box: Box
+    score: float
+
+
+class CollectionImage(BaseModel):
+    id: str
+    filename: str
+    sha256: str
+    labels: list[str]
+    metadata: dict[str, Any]
+    width: int
+    height: int
+    regions: list[Region]
+    thumbnail_url: str
+
+
+class CollectionImagePage(BaseModel):
+    total: int
+    images: list[CollectionImage]
+
+
+# --- ingest ----------------------------------------------------------------------------
+
+
+class IngestItem(BaseModel):
+    sha256: str
+    filename: str
+    labels: list[str] = []
+    metadata: dict[str, Any] = {}
+
+
+class IngestPayload(BaseModel):
+    kind: Literal["ingest"] = "ingest"
+    collection_id: str
+    images: list[IngestItem]
+
+
+class IngestStatus(StrEnum):
+    added = "added"
+    duplicate = "duplicate"
+    failed = "failed"
+
+
+class IngestedImage(BaseModel):
+    filename: str
+    sha256: str
+    image_id: str | None = None
+    status: IngestStatus
+    regions: int = 0
+    error: Problem | None = None
+
+
+class IngestResult(BaseModel):
+    kind: Literal["ingest"] = "ingest"
+    collection_id: str
+    added: int
+    duplicates: int
+    failed: int
+    images: list[IngestedImage]
+
+
+# --- search ----------------------------------------------------------------------------
+
+
+class SearchRequest(BaseModel):
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    top_k: int = Field(10, ge=1, le=1000)
+    rerank: RerankMode = RerankMode.none
+    fusion: Fusion = Fusion.max
+    crop_weight: float = Field(0.5, ge=0, le=1, description="For fusion=weighted.")
+    min_score: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="Below this best score the answer is 'no match'; default from settings.",
+    )
+
+
+class SearchPayload(SearchRequest):
+    kind: Literal["search"] = "search"
+    collection_id: str
+    min_score: float  # resolved by the API from the request or the settings
+
+
+class SearchHit(BaseModel):
+    image_id: str
+    filename: str
+    labels: list[str]
+    metadata: dict[str, Any]
+    score: float
+    image_score: float
+    crop_score: float | None = None
+    crop_box: Box | None = None
+    width: int
+    height: int
+    thumbnail_url: str
+
+
+class SearchResult(BaseModel):
+    kind: Literal["search"] = "search"
+    collection_id: str
+    query: str
+    rerank: RerankMode
+    fusion: Fusion
+    min_score: float
+    no_match: bool = Field(description="True (and no hits) when the best score is under min_score.")
+    best_score: float | None = None
+    hits: list[SearchHit]
+
+
+# --- evaluation ------------------------------------------------------------------------
+
+
+class EvaluationQuery(BaseModel):
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    relevant_labels: Annotated[list[Label], Field(min_length=1)]
+
+
+class EvaluateRequest(BaseModel):
+    queries: list[EvaluationQuery] | None = Field(
+        None,
+        max_length=10_000,
+        description="None: one query per label in the collection, from prompt_template.",
+    )
+    prompt_template: str = "a photo of a {}."
+    ks: list[int] = Field(default_factory=lambda: list(DEFAULT_KS), min_length=1, max_length=20)
+    fusion: Fusion = Fusion.max
+    crop_weight: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("ks")
+    @classmethod
+    def _positive_sorted(cls, ks: list[int]) -> list[int]:
+        if any(k < 1 or k > 1000 for k in ks):
+            raise ValueError("every k must be between 1 and 1000")
+        return sorted(set(ks))
+
+    @model_validator(mode="after")
+    def _template_has_slot(self) -> EvaluateRequest:
+        if self.queries is None and self.prompt_template.count("{}") != 1:
+            raise ValueError("prompt_template must contain '{}' exactly once")
+        return self
+
+
+class EvaluatePayload(EvaluateRequest):
+    kind: Literal["evaluate"] = "evaluate"
+    collection_id: str
+    queries: list[EvaluationQuery]  # resolved by the worker when the request had none
+
+
+class ModeMetrics(BaseModel):
+    recall_at: dict[str, float] = Field(description="Recall@K per K (as a string key).")
+    mrr: float
+
+
+class QueryMetrics(BaseModel):
+    rank: int | None = Field(description="1-based rank of the first relevant image, if any.")
+    reciprocal_rank: float
+    recall_at: dict[str, float]
+
+
+class QueryEvaluation(BaseModel):
+    query: str
+    relevant_labels: list[str]
+    relevant_count: int
+    none: QueryMetrics
+    crops: QueryMetrics
+
+
+class EvaluateResult(BaseModel):
+    kind: Literal["evaluate"] = "evaluate"
+    collection_id: str
+    ks: list[int]
+    images: int
+    modes: dict[RerankMode, ModeMetrics]
+    queries: list[QueryEvaluation]

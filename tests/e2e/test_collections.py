@@ -1,0 +1,216 @@
+"""Collections end to end with random models: lifecycle, ingest, search, evaluation, errors.
+
+Whether search finds the *right* image is tested with the embedded models in
+test_semantics.py; here the contracts and the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import Service
+from tests.support import distinct_pngs, png_bytes, truncated_png
+
+
+def create(service: Service, name: str = "shapes", **body) -> dict:
+    response = service.http.post("/v1/collections", json={"name": name, **body})
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/v1/collections/{response.json()['id']}"
+    return response.json()
+
+
+def ingest(service: Service, collection_id: str, images, labels=None, metadata=None) -> dict:
+    files = [("images", (name, data, "image/png")) for name, data in images]
+    files += [("labels", (None, value)) for value in labels or []]
+    files += [("metadata", (None, value)) for value in metadata or []]
+    response = service.http.post(f"/v1/collections/{collection_id}/images", files=files)
+    assert response.status_code == 202, response.text
+    return service.wait_for(response.json()["id"])
+
+
+def run(service: Service, collection_id: str, action: str, body: dict) -> dict:
+    response = service.http.post(f"/v1/collections/{collection_id}/{action}", json=body)
+    assert response.status_code == 202, response.text
+    return service.wait_for(response.json()["id"])
+
+
+@pytest.fixture(scope="module")
+def filled(service: Service) -> dict:
+    collection = create(service)
+    images = [(f"{i}.png", data) for i, data in enumerate(distinct_pngs(6, (48, 48)))]
+    labels = ["red,circle", "blue", "green", "red", "yellow", "purple"]
+    job = ingest(service, collection["id"], images, labels, ['{"site": "a"}'] + ["{}"] * 5)
+    assert job["status"] == "succeeded", job
+    return collection | {"ingest": job["result"]}
+
+
+def test_ingest_stores_embeddings_regions_and_thumbnails(service: Service, filled: dict) -> None:
+    result = filled["ingest"]
+    assert (result["added"], result["duplicates"], result["failed"]) == (6, 0, 0)
+    collection = service.http.get(f"/v1/collections/{filled['id']}").json()
+    assert collection["image_count"] == 6 and collection["version"] >= 1
+    page = service.http.get(f"/v1/collections/{filled['id']}/images", params={"limit": 2}).json()
+    assert page["total"] == 6 and len(page["images"]) == 2
+    first = page["images"][0]
+    assert first["labels"] == ["red", "circle"] and first["metadata"] == {"site": "a"}
+    assert len(first["regions"]) == result["images"][0]["regions"] <= 4
+    thumbnail = service.http.get(first["thumbnail_url"])
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
+
+
+def test_reingesting_the_same_bytes_is_deduplicated(service: Service, filled: dict) -> None:
+    again = [(f"again{i}.png", data) for i, data in enumerate(distinct_pngs(2, (48, 48)))]
+    job = ingest(service, filled["id"], [*again, again[0]])
+    assert [i["status"] for i in job["result"]["images"]] == ["duplicate"] * 3
+    assert job["result"]["images"][0]["image_id"] == filled["ingest"]["images"][0]["image_id"]
+    assert service.http.get(f"/v1/collections/{filled['id']}").json()["image_count"] == 6
+
+
+def test_broken_images_fail_alone(service: Service) -> None:
+    collection = create(service, "mixed")
+    job = ingest(
+        service, collection["id"], [("ok.png", png_bytes((9, 9, 9))), ("cut.png", truncated_png())]
+    )
+    statuses = {i["filename"]: i["status"] for i in job["result"]["images"]}
+    assert statuses == {"ok.png": "added", "cut.png": "failed"}
+    assert "cut.png" in job["result"]["images"][1]["error"]["detail"]
+
+
+def test_search_with_and_without_crops(service: Service, filled: dict) -> None:
+    plain = run(
+        service, filled["id"], "search", {"query": "a red circle", "top_k": 3, "min_score": -1}
+    )
+    hits = plain["result"]["hits"]
+    assert len(hits) == 3 and plain["result"]["no_match"] is False
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert all(h["crop_score"] is None and h["score"] == h["image_score"] for h in hits)
+    reranked = run(
+        service,
+        filled["id"],
+        "search",
+        {"query": "a red circle", "top_k": 6, "rerank": "crops", "min_score": -1},
+    )
+    for hit in reranked["result"]["hits"]:
+        assert hit["score"] == pytest.approx(max(hit["image_score"], hit["crop_score"]))
+        x0, y0, x1, y1 = hit["crop_box"]
+        assert 0 <= x0 < x1 <= hit["width"] and 0 <= y0 < y1 <= hit["height"]
+
+
+def test_no_match_under_min_score(service: Service, filled: dict) -> None:
+    job = run(service, filled["id"], "search", {"query": "a red circle", "min_score": 1.0})
+    assert job["result"]["no_match"] is True and job["result"]["hits"] == []
+    assert job["result"]["best_score"] < 1.0
+
+
+def test_long_poll_answers_a_search_in_one_round_trip(service: Service, filled: dict) -> None:
+    response = service.http.post(f"/v1/collections/{filled['id']}/search", json={"query": "blue"})
+    started = time.monotonic()
+    job = service.http.get(response.headers["location"], params={"wait": 20}).json()
+    assert job["status"] == "succeeded" and time.monotonic() - started < 15
+
+
+def test_evaluate_every_label_both_modes(service: Service, filled: dict) -> None:
+    job = run(service, filled["id"], "evaluate", {"ks": [1, 5]})
+    result = job["result"]
+    assert set(result["modes"]) == {"none", "crops"}
+    assert [q["relevant_labels"] for q in result["queries"]] == [
+        [label] for label in sorted({"red", "circle", "blue", "green", "yellow", "purple"})
+    ]
+    for mode in result["modes"].values():
+        assert set(mode["recall_at"]) == {"1", "5"}
+        assert 0 < mode["mrr"] <= 1
+        assert mode["recall_at"]["1"] <= mode["recall_at"]["5"]
+    red = next(q for q in result["queries"] if q["relevant_labels"] == ["red"])
+    assert red["relevant_count"] == 2 and red["query"] == "a photo of a red."
+
+
+def test_evaluate_given_queries(service: Service, filled: dict) -> None:
+    body = {"queries": [{"query": "something red", "relevant_labels": ["red", "circle"]}]}
+    result = run(service, filled["id"], "evaluate", body)["result"]
+    assert result["ks"] == [1, 5, 10] and result["images"] == 6
+    query = result["queries"][0]
+    assert query["none"]["rank"] is not None and query["relevant_count"] == 2
+
+
+def test_list_get_delete(service: Service) -> None:
+    collection = create(service, "to delete")
+    assert collection["id"] in [c["id"] for c in service.http.get("/v1/collections").json()]
+    assert service.http.delete(f"/v1/collections/{collection['id']}").status_code == 204
+    assert service.http.get(f"/v1/collections/{collection['id']}").status_code == 404
+    assert not list(service.redis.scan_iter(match=f"clipq:coll:{collection['id']}*"))
+
+
+BAD = {
+    "unknown collection": ("GET", "/v1/collections/nope", None, 404),
+    "search unknown collection": ("POST", "/v1/collections/nope/search", {"query": "x"}, 404),
+    "empty query": ("POST", "{c}/search", {"query": "  "}, 422),
+    "top_k zero": ("POST", "{c}/search", {"query": "x", "top_k": 0}, 422),
+    "top_k too large": ("POST", "{c}/search", {"query": "x", "top_k": 5000}, 422),
+    "min_score above 1": ("POST", "{c}/search", {"query": "x", "min_score": 1.5}, 422),
+    "min_score below -1": ("POST", "{c}/search", {"query": "x", "min_score": -2}, 422),
+    "unknown rerank": ("POST", "{c}/search", {"query": "x", "rerank": "magic"}, 422),
+    "unknown eval label": (
+        "POST",
+        "{c}/evaluate",
+        {"queries": [{"query": "x", "relevant_labels": ["zebra"]}]},
+        422,
+    ),
+    "bad ks": ("POST", "{c}/evaluate", {"ks": [0]}, 422),
+    "empty name": ("POST", "/v1/collections", {"name": ""}, 422),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_bad_requests(service: Service, filled: dict, case: str) -> None:
+    method, path, body, status = BAD[case]
+    path = path.replace("{c}", f"/v1/collections/{filled['id']}")
+    response = service.http.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_malformed_json_is_a_422(service: Service, filled: dict) -> None:
+    response = service.http.post(
+        f"/v1/collections/{filled['id']}/search",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_label_and_metadata_counts_must_match(service: Service, filled: dict) -> None:
+    files = [
+        ("images", ("a.png", png_bytes((1, 1, 1)))),
+        ("labels", (None, "a")),
+        ("labels", (None, "b")),
+    ]
+    response = service.http.post(f"/v1/collections/{filled['id']}/images", files=files)
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "labels"
+    files = [("images", ("a.png", png_bytes((1, 1, 1)))), ("metadata", (None, "[1, 2]"))]
+    response = service.http.post(f"/v1/collections/{filled['id']}/images", files=files)
+    assert response.json()["errors"][0]["field"] == "metadata[0]"
+
+
+def test_deleting_a_collection_while_searching_is_clean(service: Service) -> None:
+    collection = create(service, "short-lived")
+    ingest(
+        service,
+        collection["id"],
+        [(f"{i}.png", d) for i, d in enumerate(distinct_pngs(4, (32, 32)))],
+    )
+    jobs = [
+        service.http.post(
+            f"/v1/collections/{collection['id']}/search", json={"query": "x", "min_score": -1}
+        ).json()
+        for _ in range(5)
+    ]
+    service.http.delete(f"/v1/collections/{collection['id']}")
+    for job in jobs:
+        final = service.wait_for(job["id"])
+        assert final["status"] in ("succeeded", "failed")
+        if final["status"] == "failed":
+            assert final["error"]["status"] == 404
+    assert not list(service.redis.scan_iter(match=f"clipq:coll:{collection['id']}*"))

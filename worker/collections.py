@@ -1,0 +1,310 @@
+"""Collections in a worker: the in-memory index per collection, refreshed by version."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from api.collection_store import Collections
+from clipcore import retrieval
+from clipcore.batching import Upload
+from clipcore.classify import cached_classifier
+from clipcore.clip_model import LoadedClip
+from clipcore.encode import EmbeddingCache, embed_texts
+from clipcore.errors import Conflict, NotFound
+from clipcore.ingest import CropSettings, PreparedImage, prepare_images
+from clipcore.metrics import mean
+from clipcore.problem import Problem
+from clipcore.retrieval import CollectionIndex
+from clipcore.retrieval_models import (
+    Collection,
+    EvaluatePayload,
+    EvaluateResult,
+    IngestedImage,
+    IngestItem,
+    IngestPayload,
+    IngestResult,
+    IngestStatus,
+    ModeMetrics,
+    QueryEvaluation,
+    QueryMetrics,
+    RerankMode,
+    SearchHit,
+    SearchPayload,
+    SearchResult,
+)
+from clipcore.settings import Settings
+
+
+class CollectionIndexes:
+    """One :class:`CollectionIndex` per collection, loaded on first use.
+
+    Rows are only ever appended, so a refresh reads just the rows added since
+    the last one; a collection deleted (and perhaps re-created) starts over.
+    """
+
+    def __init__(self, store: Collections) -> None:
+        self.store = store
+        self._indexes: dict[str, CollectionIndex] = {}
+        self._lock = threading.Lock()
+
+    def get(self, collection_id: str) -> CollectionIndex:
+        counts = self.store.counts(collection_id)
+        if counts is None:
+            self._indexes.pop(collection_id, None)
+            raise NotFound(f"no collection {collection_id!r}")
+        version, images, crops, dim = counts
+        with self._lock:
+            index = self._indexes.get(collection_id)
+            if index is None or index.size > images:
+                index = self._indexes[collection_id] = CollectionIndex()
+            if index.version != version:
+                self._refresh(collection_id, index, images, crops, dim, version)
+            return index
+
+    def _refresh(
+        self,
+        collection_id: str,
+        index: CollectionIndex,
+        images: int,
+        crops: int,
+        dim: int,
+        version: int,
+    ) -> None:
+        have_images, have_crops = index.size, len(index.crop_owners)
+        try:
+            ids = self.store.image_ids(collection_id, have_images, images)
+            rows = self.store.read_rows(collection_id, "emb", have_images, images, dim)
+            crop_rows = self.store.read_rows(collection_id, "crop", have_crops, crops, dim)
+            owners = self.store.read_rows(collection_id, "owner", have_crops, crops, 1)
+        except LookupError as exc:  # deleted or replaced while we read
+            self._indexes.pop(collection_id, None)
+            raise NotFound(f"collection {collection_id} was deleted while it was read") from exc
+        index.extend(
+            ids,
+            _tensor(rows, dim),
+            _tensor(crop_rows, dim),
+            torch.from_numpy(owners[:, 0].astype(np.int64)),
+            version,
+        )
+
+
+def _tensor(rows: np.ndarray, dim: int) -> torch.Tensor:
+    # fp16 in Redis; fp32 in memory, since CPUs multiply fp32 far faster than fp16.
+    return torch.from_numpy(rows.astype(np.float32)).reshape(-1, dim)
+
+
+def require_collection(store: Collections, collection_id: str, model: str) -> Collection:
+    """The collection, if it exists and holds embeddings of this worker's model."""
+    collection = store.get(collection_id)
+    if collection is None:
+        raise NotFound(f"no collection {collection_id!r}")
+    if collection.model != model:
+        raise Conflict(
+            f"collection {collection.name!r} holds embeddings of {collection.model!r}, "
+            f"but this worker runs {model!r}"
+        )
+    return collection
+
+
+def ingest(
+    store: Collections,
+    clip: LoadedClip,
+    detector: torch.nn.Module,
+    payload: IngestPayload,
+    uploads_of: Callable[[Sequence[IngestItem]], list[Upload]],
+    progress: Callable[[int], None],
+    settings: Settings,
+) -> IngestResult:
+    """Embed new images (with their crops) and append them; known bytes are duplicates."""
+    collection = require_collection(store, payload.collection_id, settings.clip_model)
+    known = store.known_images(payload.collection_id, [item.sha256 for item in payload.images])
+    fresh = list(
+        {item.sha256: item for item, k in zip(payload.images, known, strict=True) if not k}.values()
+    )
+    fresh_ids = {id(item) for item in fresh}
+    duplicates = len(payload.images) - len(fresh)
+    crops = CropSettings(
+        settings.crops_per_image,
+        settings.crop_min_score,
+        collection.crop_background,
+        settings.crop_context,
+    )
+    prepared = prepare_images(
+        clip,
+        detector,
+        uploads_of(fresh),
+        crops=crops,
+        batch_size=settings.batch_size,
+        max_pixels=settings.max_image_pixels,
+        on_progress=lambda done: progress(duplicates + done),
+    )
+    ok = [
+        (item, p) for item, p in zip(fresh, prepared, strict=True) if isinstance(p, PreparedImage)
+    ]
+    ids = (
+        store.append(
+            payload.collection_id,
+            [_record(item, p) for item, p in ok],
+            _stack([p.embedding[None] for _, p in ok]),
+            _stack([p.crop_embeddings for _, p in ok]),
+            [len(p.regions) for _, p in ok],
+        )
+        if ok
+        else []
+    )
+    if ok and ids[0] is None:
+        raise NotFound(f"collection {payload.collection_id} was deleted during the ingest")
+    stored = {
+        item.sha256: (image_id, len(p.regions)) for (item, p), image_id in zip(ok, ids, strict=True)
+    }
+    failures = {
+        item.sha256: p for item, p in zip(fresh, prepared, strict=True) if isinstance(p, Problem)
+    }
+    images = []
+    for item, image_id in zip(payload.images, known, strict=True):
+        entry = IngestedImage(filename=item.filename, sha256=item.sha256, status=IngestStatus.added)
+        if id(item) not in fresh_ids:  # stored before, or earlier in this same upload
+            entry.status = IngestStatus.duplicate
+            entry.image_id = image_id or stored.get(item.sha256, (None, 0))[0]
+        elif item.sha256 in failures:
+            entry.status, entry.error = IngestStatus.failed, failures[item.sha256]
+        else:
+            entry.image_id, entry.regions = stored[item.sha256]
+        images.append(entry)
+    return IngestResult(
+        collection_id=payload.collection_id,
+        added=sum(1 for i in images if i.status == IngestStatus.added),
+        duplicates=sum(1 for i in images if i.status == IngestStatus.duplicate),
+        failed=sum(1 for i in images if i.status == IngestStatus.failed),
+        images=images,
+    )
+
+
+def _record(item: IngestItem, prepared: PreparedImage) -> dict:
+    return {
+        "id": item.sha256[:24],
+        "sha256": item.sha256,
+        "filename": item.filename,
+        "labels": item.labels,
+        "metadata": item.metadata,
+        "width": prepared.width,
+        "height": prepared.height,
+        "regions": [region.model_dump() for region in prepared.regions],
+        "thumbnail": prepared.thumbnail,
+    }
+
+
+def _stack(parts: list[torch.Tensor]) -> np.ndarray:
+    parts = [p for p in parts if p.numel()]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def search(
+    store: Collections,
+    indexes: CollectionIndexes,
+    clip: LoadedClip,
+    text_cache: EmbeddingCache,
+    payload: SearchPayload,
+    settings: Settings,
+) -> SearchResult:
+    require_collection(store, payload.collection_id, settings.clip_model)
+    index = indexes.get(payload.collection_id)
+    query = cached_classifier(text_cache, clip, [payload.query], ["{}"])[0]
+    ranked = retrieval.search(
+        index, query, payload.top_k, payload.rerank, payload.fusion, payload.crop_weight
+    )
+    best = ranked[0].score if ranked else None
+    result = SearchResult(
+        collection_id=payload.collection_id,
+        query=payload.query,
+        rerank=payload.rerank,
+        fusion=payload.fusion,
+        min_score=payload.min_score,
+        no_match=best is None or best < payload.min_score,
+        best_score=best,
+        hits=[],
+    )
+    if result.no_match:
+        return result
+    records = store.images(payload.collection_id, [index.image_ids[r.row] for r in ranked])
+    if any(record is None for record in records):
+        raise NotFound(f"collection {payload.collection_id} was deleted during the search")
+    for hit, record in zip(ranked, records, strict=True):
+        box = None
+        if hit.crop_row is not None:
+            box = record.regions[index.region_index(hit.crop_row)].box
+        result.hits.append(
+            SearchHit(
+                image_id=record.id,
+                filename=record.filename,
+                labels=record.labels,
+                metadata=record.metadata,
+                score=hit.score,
+                image_score=hit.image_score,
+                crop_score=hit.crop_score,
+                crop_box=box,
+                width=record.width,
+                height=record.height,
+                thumbnail_url=record.thumbnail_url,
+            )
+        )
+    return result
+
+
+QUERY_CHUNK = 64
+
+
+def evaluate(
+    store: Collections,
+    indexes: CollectionIndexes,
+    clip: LoadedClip,
+    payload: EvaluatePayload,
+    progress: Callable[[int], None],
+    settings: Settings,
+) -> EvaluateResult:
+    """Recall@K and MRR of every query, without and with crop reranking."""
+    require_collection(store, payload.collection_id, settings.clip_model)
+    index = indexes.get(payload.collection_id)
+    row_labels = store.image_labels(payload.collection_id, index.image_ids)
+    outcomes: dict[RerankMode, list] = {mode: [] for mode in RerankMode}
+    for start in range(0, len(payload.queries), QUERY_CHUNK):
+        chunk = payload.queries[start : start + QUERY_CHUNK]
+        embeddings = embed_texts(clip, [q.query for q in chunk])
+        for mode in RerankMode:
+            ranked = retrieval.rankings(
+                index, embeddings, mode, index.size, payload.fusion, payload.crop_weight
+            )
+            outcomes[mode] += retrieval.evaluate_rankings(
+                ranked, row_labels, [q.relevant_labels for q in chunk], payload.ks
+            )
+        progress(start + len(chunk))
+    modes = {
+        mode: ModeMetrics(
+            recall_at={str(k): mean([o.recall_at[str(k)] for o in found]) for k in payload.ks},
+            mrr=mean([o.reciprocal_rank for o in found]),
+        )
+        for mode, found in outcomes.items()
+    }
+    queries = [
+        QueryEvaluation(
+            query=q.query,
+            relevant_labels=q.relevant_labels,
+            relevant_count=sum(1 for labels in row_labels if set(labels) & set(q.relevant_labels)),
+            none=QueryMetrics(**vars(plain)),
+            crops=QueryMetrics(**vars(reranked)),
+        )
+        for q, plain, reranked in zip(
+            payload.queries, outcomes[RerankMode.none], outcomes[RerankMode.crops], strict=True
+        )
+    ]
+    return EvaluateResult(
+        collection_id=payload.collection_id,
+        ks=payload.ks,
+        images=index.size,
+        modes=modes,
+        queries=queries,
+    )
