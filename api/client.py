@@ -6,36 +6,40 @@ Used by ``clipq --server``; it speaks only the public HTTP API.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import httpx
 from tqdm import tqdm
 
 from clipcore.contracts import Job, Problem, SceneImage, ScenesResult
-from clipcore.errors import InvalidImage
+from clipcore.errors import InvalidImage, RelayedProblem
+from clipcore.retrieval_models import (
+    Collection,
+    EvaluateResult,
+    IngestedImage,
+    IngestResult,
+    IngestStatus,
+    SearchResult,
+)
 from clipcore.taxonomy import Speed, Taxonomy
 
 CHUNK = 200  # images per job: well under the service's default limit of 500
-
-
-class ClipqError(RuntimeError):
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.detail or problem.title)
-        self.problem = problem
 
 
 class ClipqClient:
     def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
 
-    def wait(self, job: Job, bar: tqdm | None = None) -> Job:
+    def wait(self, job: Job, bar: _Offset | None = None) -> Job:
         """Poll until the job ends, moving ``bar`` with the job's progress."""
         while not job.status.is_final:
             time.sleep(0.2)
             job = Job.model_validate_json(self._check(self.http.get(f"/v1/jobs/{job.id}")).content)
             if bar is not None:
-                bar.update(job.progress.done - bar.n)
+                bar.show(job)
+        if bar is not None:
+            bar.show(job)
         return job
 
     def scenes(
@@ -61,7 +65,9 @@ class ClipqClient:
                 result = self._scenes_chunk(chunk, speed, taxonomy, entries, bar)
                 bar.n = start + len(chunk)
         if result is None:  # nothing readable
-            raise ClipqError(Problem(title="No images", status=422, detail="no readable images"))
+            raise RelayedProblem(
+                Problem(title="No images", status=422, detail="no readable images")
+            )
         result.images = [entries[i] for i in range(len(paths))]
         return result
 
@@ -82,9 +88,10 @@ class ClipqClient:
             response = self.http.post("/v1/scenes", files=files)
             refused = _refused_index(response)
             if refused is None:
-                job = self.wait(Job.model_validate_json(self._check(response).content), bar)
+                job = Job.model_validate_json(self._check(response).content)
+                job = self.wait(job, _Offset(bar, bar.n))
                 if job.error:
-                    raise ClipqError(job.error)
+                    raise RelayedProblem(job.error)
                 assert isinstance(job.result, ScenesResult)
                 for (index, _, _), image in zip(pending, job.result.images, strict=True):
                     entries[index] = image
@@ -94,11 +101,129 @@ class ClipqClient:
             entries[index] = _error_entry(path.name, response.json().get("detail", "refused"))
         return None
 
+    # --- collections ------------------------------------------------------------------
+
+    def collection(self, name_or_id: str, *, create: bool = False) -> Collection:
+        """The collection with this id or name; created (by name) when ``create`` is set."""
+        response = self.http.get(f"/v1/collections/{name_or_id}")
+        if response.status_code == 200:
+            return Collection.model_validate_json(response.content)
+        for collection in self._list_collections():
+            if collection.name == name_or_id:
+                return collection
+        if not create:
+            raise RelayedProblem(
+                Problem(title="Not found", status=404, detail=f"no collection {name_or_id!r}")
+            )
+        created = self._check(self.http.post("/v1/collections", json={"name": name_or_id}))
+        return Collection.model_validate_json(created.content)
+
+    def _list_collections(self) -> list[Collection]:
+        response = self._check(self.http.get("/v1/collections"))
+        return [Collection.model_validate(c) for c in response.json()]
+
+    def ingest(
+        self,
+        collection_id: str,
+        items: Iterable[tuple[str, bytes, list[str]]],
+        *,
+        total: int | None = None,
+        progress: bool = True,
+    ) -> IngestResult:
+        """Add (filename, bytes, labels) items in jobs of :data:`CHUNK`; returns the tally."""
+        result = IngestResult(
+            collection_id=collection_id, added=0, duplicates=0, failed=0, images=[]
+        )
+        with tqdm(total=total, unit="img", disable=not progress, desc="ingest") as bar:
+            chunk: list[tuple[str, bytes, list[str]]] = []
+            for item in items:
+                chunk.append(item)
+                if len(chunk) == CHUNK:
+                    self._ingest_chunk(collection_id, chunk, result, bar)
+                    chunk = []
+            if chunk:
+                self._ingest_chunk(collection_id, chunk, result, bar)
+        return result
+
+    def _ingest_chunk(
+        self,
+        collection_id: str,
+        chunk: list[tuple[str, bytes, list[str]]],
+        tally: IngestResult,
+        bar: tqdm,
+    ) -> None:
+        base = bar.n
+        pending = list(chunk)
+        while pending:
+            files = [("images", (name, data)) for name, data, _ in pending]
+            files += [("labels", (None, ",".join(labels))) for _, _, labels in pending]
+            response = self.http.post(f"/v1/collections/{collection_id}/images", files=files)
+            refused = _refused_index(response)
+            if refused is None:
+                job = Job.model_validate_json(self._check(response).content)
+                job = self.wait(job, _Offset(bar, base))
+                if job.error:
+                    raise RelayedProblem(job.error)
+                assert isinstance(job.result, IngestResult)
+                for field in ("added", "duplicates", "failed"):
+                    setattr(tally, field, getattr(tally, field) + getattr(job.result, field))
+                tally.images += job.result.images
+                return
+            name, _, _ = pending.pop(refused)
+            tally.failed += 1
+            detail = response.json().get("detail", "refused")
+            tally.images.append(
+                IngestedImage(
+                    filename=name,
+                    sha256="",
+                    status=IngestStatus.failed,
+                    error=InvalidImage(name, detail).to_problem(),
+                )
+            )
+
+    def run_job(self, path: str, body: dict, bar: tqdm | None = None) -> Job:
+        job = Job.model_validate_json(self._check(self.http.post(path, json=body)).content)
+        if bar is None:
+            response = self._check(self.http.get(f"/v1/jobs/{job.id}", params={"wait": 30}))
+            job = Job.model_validate_json(response.content)
+        job = self.wait(job, _Offset(bar, 0) if bar is not None else None)
+        if job.error:
+            raise RelayedProblem(job.error)
+        return job
+
+    def search(self, collection_id: str, **request: object) -> SearchResult:
+        job = self.run_job(f"/v1/collections/{collection_id}/search", request)
+        assert isinstance(job.result, SearchResult)
+        return job.result
+
+    def evaluate(
+        self, collection_id: str, *, progress: bool = True, **request: object
+    ) -> EvaluateResult:
+        with tqdm(unit="query", disable=not progress, desc="evaluate") as bar:
+            job = self.run_job(f"/v1/collections/{collection_id}/evaluate", request, bar)
+        assert isinstance(job.result, EvaluateResult)
+        return job.result
+
+    def thumbnail(self, url: str) -> bytes:
+        return self._check(self.http.get(url)).content
+
     @staticmethod
     def _check(response: httpx.Response) -> httpx.Response:
         if response.is_error:
-            raise ClipqError(Problem.model_validate(response.json()))
+            raise RelayedProblem(Problem.model_validate(response.json()))
         return response
+
+
+class _Offset:
+    """Shows a job's progress on a bar that already counts earlier jobs."""
+
+    def __init__(self, bar: tqdm, base: int) -> None:
+        self.bar, self.base = bar, base
+
+    def show(self, job: Job) -> None:
+        if self.bar.total is None:
+            self.bar.total = job.progress.total
+        self.bar.update(self.base + job.progress.done - self.bar.n)
 
 
 def _refused_index(response: httpx.Response) -> int | None:

@@ -1,4 +1,4 @@
-"""``clipq``: scene classification and matcher recommendations from the command line.
+"""``clipq``: scenes and matcher recommendations, and image collections, from the command line.
 
 In-process by default (loads the model here), or against a running service
 with ``--server URL`` (the jobs API, polled). One line per image; unreadable
@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from clipcore.cli_collections import add_parsers as add_collection_parsers
 from clipcore.contracts import ScenesResult
+from clipcore.errors import ClipqError
 from clipcore.scenes import DatasetSummary, summarize_dataset
 from clipcore.taxonomy import Speed, Taxonomy, load_default_taxonomy, parse_taxonomy
 
@@ -32,8 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenes.add_argument("--server", help="a running clipq, e.g. http://127.0.0.1:8080")
     scenes.add_argument("--model", help="CLIP for in-process runs (default: CLIPQ_CLIP_MODEL)")
     scenes.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    scenes.set_defaults(run=run_scenes)
+    add_collection_parsers(commands)
     args = parser.parse_args(argv)
-    return run_scenes(args)
+    try:
+        return args.run(args)
+    except ClipqError as exc:  # a problem the service or the core reported: one clear line
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
 
 
 def run_scenes(args: argparse.Namespace) -> int:

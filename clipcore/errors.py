@@ -108,8 +108,8 @@ class ModelLoadError(ClipqError):
     title = "Model could not be loaded"
 
 
-class JobFailed(ClipqError):
-    """Relays a job's own problem (e.g. to a synchronous caller that waited for it)."""
+class RelayedProblem(ClipqError):
+    """Passes on a problem reported elsewhere: a job's own, or a service's answer to a client."""
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.detail or problem.title)

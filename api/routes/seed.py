@@ -19,7 +19,7 @@ from api.jobs import submit_job
 from api.openapi import problems
 from api.uploads import AcceptedUpload, accept_uploads
 from clipcore.contracts import Job, JobStatus, SceneImage, ScenesPayload, ScenesResult
-from clipcore.errors import Conflict, InvalidImage, JobFailed, JobTimeout
+from clipcore.errors import Conflict, InvalidImage, JobTimeout, RelayedProblem
 from clipcore.scenes import DatasetSummary, SceneImageResult
 from clipcore.taxonomy import Matcher, Speed, load_default_taxonomy
 
@@ -113,7 +113,7 @@ async def run_scenes(
     if final.status == JobStatus.succeeded and isinstance(final.result, ScenesResult):
         return final.result
     if final.error:
-        raise JobFailed(final.error)
+        raise RelayedProblem(final.error)
     raise Conflict(f"job {job.id} was {final.status}")
 
 

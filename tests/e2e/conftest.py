@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
+PR_SET_PDEATHSIG = 1
 BIN = Path(sys.executable).parent
 
 
@@ -43,6 +45,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child if pytest dies, so no stray worker eats later tests' jobs."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_worker(env: dict[str, str], log: Path, name: str = "e2e") -> subprocess.Popen:
     command = [
         str(BIN / "celery"),
@@ -57,14 +64,24 @@ def start_worker(env: dict[str, str], log: Path, name: str = "e2e") -> subproces
         f"{name}@%h",
     ]
     return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
     )
 
 
 def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     command = [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
     return subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
     )
 
 

@@ -1,0 +1,155 @@
+"""``clipq ingest`` / ``search`` / ``evaluate``: collections through a running service."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from api.client import ClipqClient
+    from clipcore.retrieval_models import SearchResult
+
+DEFAULT_SERVER = os.environ.get("CLIPQ_SERVER", "http://127.0.0.1:8080")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--server", default=DEFAULT_SERVER, help="default: %(default)s")
+        parser.add_argument("--collection", "-c", required=True, help="collection name or id")
+        parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    ingest = commands.add_parser("ingest", help="add images to a collection")
+    common(ingest)
+    ingest.add_argument("images", nargs="*", type=Path, help="image files")
+    ingest.add_argument("--label", action="append", default=[], help="label for every image")
+    ingest.add_argument("--cifar10", type=Path, help="a CIFAR-10 python folder to ingest")
+    ingest.add_argument("--split", choices=["test", "train"], default="test")
+    ingest.add_argument("--limit", type=int, help="at most this many CIFAR-10 images")
+    ingest.set_defaults(run=run_ingest)
+
+    search = commands.add_parser("search", help="search a collection by text, interactively")
+    common(search)
+    search.add_argument("--top-k", "-k", type=int, default=5)
+    search.add_argument("--rerank", choices=["none", "crops"], default="none")
+    search.add_argument("--min-score", type=float, help="'no match' threshold (cosine)")
+    search.add_argument("--grid", type=Path, help="write a contact sheet of each answer here")
+    search.add_argument("--query", action="append", help="run these queries, no prompt")
+    search.set_defaults(run=run_search)
+
+    evaluate = commands.add_parser("evaluate", help="Recall@K and MRR of a labelled collection")
+    common(evaluate)
+    evaluate.add_argument("--ks", default="1,5,10", help="comma-separated, default %(default)s")
+    evaluate.add_argument("--template", default="a photo of a {}.")
+    evaluate.set_defaults(run=run_evaluate)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from api.client import ClipqClient
+
+    client = ClipqClient(args.server)
+    collection = client.collection(args.collection, create=True)
+    if args.cifar10:
+        from clipcore.cifar10 import read_cifar10
+
+        items: Iterator[tuple[str, bytes, list[str]]] = (
+            (name, data, [label])
+            for name, data, label in read_cifar10(args.cifar10, args.split, args.limit)
+        )
+        total = args.limit
+    else:
+        items = _files(args.images, args.label)
+        total = len(args.images)
+    result = client.ingest(collection.id, items, total=total, progress=not args.quiet)
+    print(
+        f"{collection.name}: {result.added} added, {result.duplicates} duplicates, "
+        f"{result.failed} failed"
+    )
+    for image in result.images:
+        if image.error:
+            print(f"error: {image.error.detail}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _files(paths: list[Path], labels: list[str]) -> Iterator[tuple[str, bytes, list[str]]]:
+    for path in paths:
+        try:
+            yield path.name, path.read_bytes(), labels
+        except OSError as exc:
+            print(f"error: {path}: cannot read the file ({exc.strerror})", file=sys.stderr)
+
+
+def run_search(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
+    from api.client import ClipqClient
+
+    client = ClipqClient(args.server)
+    collection = client.collection(args.collection)
+    queries = iter(args.query) if args.query else _prompt(stdin)
+    for query in queries:
+        request: dict[str, object] = {"query": query, "top_k": args.top_k, "rerank": args.rerank}
+        if args.min_score is not None:
+            request["min_score"] = args.min_score
+        result = client.search(collection.id, **request)
+        if result.no_match:
+            print(f"No match (best score {result.best_score:.3f} < {result.min_score:.3f})")
+            continue
+        for rank, hit in enumerate(result.hits, start=1):
+            crop = f", crop {hit.crop_score:.3f}" if hit.crop_score is not None else ""
+            labels = ",".join(hit.labels) or "-"
+            scores = f"{hit.score:.3f} (image {hit.image_score:.3f}{crop})"
+            print(f"{rank:>3}. {hit.filename:<24} {labels:<20} {scores}")
+        if args.grid:
+            _write_grid(client, result, args.grid)
+            print(f"wrote {args.grid}")
+    return 0
+
+
+def _prompt(stdin: TextIO) -> Iterator[str]:
+    """Queries typed at the prompt until 'exit' (or end of input)."""
+    while True:
+        print("query> ", end="", flush=True)
+        line = stdin.readline()
+        if not line or line.strip().lower() in ("exit", "quit"):
+            return
+        if line.strip():
+            yield line.strip()
+
+
+def _write_grid(client: ClipqClient, result: SearchResult, path: Path) -> None:
+    from PIL import Image
+
+    from clipcore.contact_sheet import SheetItem, contact_sheet
+
+    items = [
+        SheetItem(
+            thumbnail=Image.open(io.BytesIO(client.thumbnail(hit.thumbnail_url))),
+            title=f"{rank}. {hit.filename}",
+            detail=f"{hit.score:.3f}"
+            + (f" crop {hit.crop_score:.3f}" if hit.crop_score is not None else ""),
+            box=hit.crop_box,
+            original_size=(hit.width, hit.height),
+        )
+        for rank, hit in enumerate(result.hits, start=1)
+    ]
+    contact_sheet(items, heading=f"{result.query!r} — rerank={result.rerank}").save(path)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from api.client import ClipqClient
+
+    client = ClipqClient(args.server)
+    collection = client.collection(args.collection)
+    ks = [int(k) for k in args.ks.split(",")]
+    result = client.evaluate(
+        collection.id, ks=ks, prompt_template=args.template, progress=not args.quiet
+    )
+    print(f"{collection.name}: {result.images} images, {len(result.queries)} queries")
+    print(f"{'rerank':<8}" + "".join(f"  R@{k:<5}" for k in result.ks) + "  MRR")
+    for mode, metrics in result.modes.items():
+        cells = "".join(f"  {metrics.recall_at[str(k)]:<7.3f}" for k in result.ks)
+        print(f"{mode:<8}{cells}  {metrics.mrr:.3f}")
+    return 0
