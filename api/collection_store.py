@@ -102,7 +102,9 @@ class AsyncCollections:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
 
-    async def create(self, name: str, model: str, crop_background: CropBackground) -> Collection:
+    async def create(
+        self, name: str, model: str, crop_background: CropBackground, owner: str = ""
+    ) -> Collection:
         collection_id = uuid.uuid4().hex
         created = datetime.now(UTC)
         record = {
@@ -111,6 +113,7 @@ class AsyncCollections:
             "model": model,
             "created_at": created.isoformat(),
             "crop_background": str(crop_background),
+            "owner": owner,
             "image_count": 0,
             "crop_count": 0,
             "version": 0,
@@ -121,17 +124,20 @@ class AsyncCollections:
             await pipe.execute()
         return collection_from_record({k.encode(): str(v).encode() for k, v in record.items()})
 
-    async def get(self, collection_id: str) -> Collection | None:
+    async def get(self, collection_id: str, owner: str | None = None) -> Collection | None:
+        """The collection, or None if unknown — or another owner's when ``owner`` is given."""
         record = await self.redis.hgetall(collection_key(collection_id))
-        return collection_from_record(record) if record else None
+        if not record or (owner is not None and _text(record.get(b"owner")) != owner):
+            return None
+        return collection_from_record(record)
 
-    async def list(self) -> list[Collection]:
+    async def list(self, owner: str) -> list[Collection]:
         ids = [_text(i) for i in await self.redis.zrange(INDEX_KEY, 0, -1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for collection_id in ids:
                 pipe.hgetall(collection_key(collection_id))
             records = await pipe.execute()
-        return [collection_from_record(r) for r in records if r]
+        return [collection_from_record(r) for r in records if r and _text(r.get(b"owner")) == owner]
 
     async def labels(self, collection_id: str) -> set[str]:
         return {

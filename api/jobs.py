@@ -1,41 +1,134 @@
-"""Submitting jobs and answering for them: shared by every job-creating endpoint."""
+"""Submitting jobs: shared by every job-creating endpoint.
+
+A submission claims its ``Idempotency-Key`` (the same key and request give back
+the same job; the same key with another request is a 422), takes a place in
+the queue (429 with ``Retry-After`` when ``CLIPQ_MAX_QUEUED_JOBS`` are
+waiting), stores the uploads and the job record, and enqueues the task by name.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
+from typing import Annotated
 
-from fastapi import Response
+from fastapi import Depends, Header, Response
 from kombu.exceptions import KombuError
 from redis import RedisError
 
-from api.queue import JobQueue
-from api.store import ApiStore
+from api.auth import OwnerDep
+from api.deps import QueueDep, SettingsDep, StoreDep
 from api.uploads import AcceptedUpload
+from api.webhooks import check_callback_url
 from clipcore.contracts import Job, JobPayload
-from clipcore.errors import ServiceUnavailable
+from clipcore.errors import Conflict, InvalidInput, ServiceUnavailable, TooManyRequests
 
 POLL_AFTER_SECONDS = 1
+QUEUE_FULL_RETRY_SECONDS = 10
+MAX_IDEMPOTENCY_KEY = 255
 
 
-async def submit_job(
-    store: ApiStore,
-    queue: JobQueue,
-    payload: JobPayload,
-    uploads: Sequence[AcceptedUpload],
-    total: int,
-) -> Job:
-    """Store the uploads and the job record, then enqueue the job's task by name."""
-    job_id = uuid.uuid4().hex
-    blobs = {upload.ref.sha256: upload.data for upload in uploads}
-    job = await store.create_job(job_id, payload, blobs.items(), total)
-    try:
-        await queue.enqueue(payload.kind, job_id)
-    except (KombuError, RedisError, OSError) as exc:
-        error = ServiceUnavailable(f"the job could not be queued ({exc.__class__.__name__})")
-        await store.fail_job(job_id, error.to_problem())
-        raise error from exc
-    return job
+class IdempotencyMismatch(InvalidInput):
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused with a different request"
+
+
+class JobSubmitter:
+    """Everything a job-creating endpoint needs, bound to the request."""
+
+    def __init__(
+        self,
+        store: StoreDep,
+        queue: QueueDep,
+        settings: SettingsDep,
+        owner: OwnerDep,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                max_length=MAX_IDEMPOTENCY_KEY,
+                description="Retry-safe submissions: the same key and request give the same job.",
+            ),
+        ] = None,
+    ) -> None:
+        self.store, self.queue, self.settings, self.owner = store, queue, settings, owner
+        self.idempotency_key = idempotency_key
+
+    def callback(self, url: str | None) -> str:
+        """A checked callback URL ('' for none)."""
+        if not url:
+            return ""
+        if not self.settings.webhook_secret:
+            raise InvalidInput.for_field(
+                "callback_url", "webhooks are not configured on this service (CLIPQ_WEBHOOK_SECRET)"
+            )
+        return check_callback_url(url, self.settings.webhook_allow)
+
+    async def submit(
+        self,
+        payload: JobPayload,
+        uploads: Sequence[AcceptedUpload],
+        total: int,
+        callback_url: str = "",
+    ) -> Job:
+        job_id = uuid.uuid4().hex
+        key = self.idempotency_key
+        if key:
+            fingerprint = hashlib.sha256(
+                (payload.model_dump_json() + "\n" + callback_url).encode()
+            ).hexdigest()
+            earlier = await self.store.claim_idempotency_key(self.owner, key, job_id, fingerprint)
+            if earlier is not None:
+                return await self._replay(*earlier, fingerprint)
+        try:
+            return await self._create(job_id, payload, uploads, total, callback_url)
+        except BaseException:
+            if key:  # nothing was accepted: the key stays free for a retry
+                await self.store.release_idempotency_key(self.owner, key)
+            raise
+
+    async def _replay(self, job_id: str, fingerprint: str, current: str) -> Job:
+        if fingerprint != current:
+            raise IdempotencyMismatch.for_field(
+                "Idempotency-Key", "was used before with a different request"
+            )
+        job = await self.store.get_job(job_id, self.owner)
+        if job is None:
+            raise Conflict("a request with this Idempotency-Key is still being accepted; retry")
+        return job
+
+    async def _create(
+        self,
+        job_id: str,
+        payload: JobPayload,
+        uploads: Sequence[AcceptedUpload],
+        total: int,
+        callback_url: str,
+    ) -> Job:
+        if not await self.store.reserve_queue_place(job_id, self.settings.max_queued_jobs):
+            raise TooManyRequests(
+                f"{self.settings.max_queued_jobs} jobs are waiting; try again later",
+                headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+            )
+        blobs = {upload.ref.sha256: upload.data for upload in uploads}
+        try:
+            job = await self.store.create_job(
+                job_id, payload, blobs.items(), total, owner=self.owner, callback_url=callback_url
+            )
+        except BaseException:
+            await self.store.release_queue_place(job_id)
+            raise
+        try:
+            await self.queue.enqueue(payload.kind, job_id)
+        except (KombuError, RedisError, OSError) as exc:
+            error = ServiceUnavailable(f"the job could not be queued ({exc.__class__.__name__})")
+            await self.store.fail_job(job_id, error.to_problem())
+            raise error from exc
+        return job
+
+
+SubmitterDep = Annotated[JobSubmitter, Depends()]
 
 
 def accepted(response: Response, job: Job) -> Job:

@@ -14,11 +14,13 @@ from clipcore.contracts import Problem
 OCTET_STREAM = "application/octet-stream"
 
 _DESCRIPTIONS = {
+    401: "Missing or invalid API key (when the service requires keys)",
     404: "Unknown id",
     409: "Conflict with the resource's state",
     413: "Upload too large",
     415: "Unsupported media type",
     422: "Invalid input: the problem names the field or file",
+    429: "Too many jobs waiting; retry after Retry-After seconds",
     503: "Redis or the queue is unreachable; retry after Retry-After seconds",
 }
 

@@ -51,8 +51,10 @@ def _render(
 
 
 async def _clipq_error(request: Request, exc: ClipqError) -> JSONResponse:
-    headers = {"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)} if exc.status == 503 else None
-    return _render(request, exc.to_problem(), headers)
+    headers = dict(exc.headers)
+    if exc.status == 503:
+        headers.setdefault("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
+    return _render(request, exc.to_problem(), headers or None)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

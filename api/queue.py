@@ -5,7 +5,7 @@ from __future__ import annotations
 from anyio import to_thread
 from celery import Celery
 
-from clipcore.contracts import INFERENCE_QUEUE, TASK_NAMES, JobKind
+from clipcore.contracts import INFERENCE_QUEUE, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK, JobKind
 
 
 class JobQueue:
@@ -25,3 +25,10 @@ class JobQueue:
         self._celery.send_task(
             TASK_NAMES[kind], args=[job_id], queue=INFERENCE_QUEUE, task_id=job_id, retry=False
         )
+
+    async def notify(self, job_id: str) -> None:
+        """Have a worker deliver the job's completion webhook."""
+        await to_thread.run_sync(self._notify, job_id)
+
+    def _notify(self, job_id: str) -> None:
+        self._celery.send_task(WEBHOOK_TASK, args=[job_id], queue=WEBHOOK_QUEUE, retry=False)

@@ -1,18 +1,29 @@
 """Redis records of jobs and uploads: the truth about every job.
 
 The API writes new jobs and reads them back; workers move them through
-``running`` to a final status. Status changes go through small Lua scripts so
-that a late worker can never overwrite a cancellation, and nothing writes to
-a record that has already expired (a plain HSET would re-create it forever).
+``running`` to a final status. Every status change is a small Lua script, so
+that it is atomic and guarded:
 
-Keys: ``clipq:job:{id}`` (a hash), ``clipq:blob:{sha256}`` (upload bytes),
-``clipq:worker:{hostname}`` (worker heartbeats). All carry a TTL.
+* a worker runs a job under a *lease* (an id of its own) that it renews with a
+  heartbeat; only the lease holder may record progress or the result, so a
+  worker that was presumed dead can never overwrite what its successor wrote,
+  and a cancellation is never overwritten;
+* a job whose lease goes stale (its worker died) is re-queued by any worker's
+  reaper, up to ``max_attempts`` starts, then failed with a clear problem;
+* nothing writes to a record that has expired (a plain HSET would re-create it
+  without a TTL).
+
+Keys: ``clipq:job:{id}`` (hash), ``clipq:blob:{sha256}`` (upload bytes),
+``clipq:jobs:queued`` and ``clipq:jobs:running`` (sorted sets: queue depth and
+the reaper's view), ``clipq:idem:{owner}:{key}`` (idempotency keys),
+``clipq:worker:{hostname}`` (worker heartbeats).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -32,6 +43,8 @@ from clipcore.contracts import (
 )
 
 PREFIX = "clipq"
+QUEUED_KEY = f"{PREFIX}:jobs:queued"
+RUNNING_KEY = f"{PREFIX}:jobs:running"
 WORKER_HEARTBEAT_SECONDS = 5
 WORKER_HEARTBEAT_TTL = 15
 
@@ -49,6 +62,10 @@ def events_channel(job_id: str) -> str:
     return f"{PREFIX}:job-events:{job_id}"
 
 
+def idempotency_key(owner: str, key: str) -> str:
+    return f"{PREFIX}:idem:{owner}:{key}"
+
+
 def worker_key(hostname: str) -> str:
     return f"{PREFIX}:worker:{hostname}"
 
@@ -57,43 +74,98 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-# Returns 1 when the job may run, 0 when it is final already (e.g. cancelled), -1 when gone.
+# KEYS: job, queued, running, events. ARGV: now iso, now epoch, lease, stale seconds,
+# max attempts, problem JSON for a job out of attempts.
+# 1 run it; 0 final already (e.g. cancelled); -1 gone; -2 out of attempts (now failed);
+# -3 another worker holds a fresh lease (this delivery is a duplicate).
 START_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
-if status ~= 'queued' and status ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'progress_done', 0)
+if status == 'running' then
+  local beat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0')
+  if tonumber(ARGV[2]) - beat < tonumber(ARGV[4]) then return -3 end
+elseif status ~= 'queued' then
+  return 0
+end
+if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[5]) then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[6])
+  redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+  redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
+  redis.call('PUBLISH', KEYS[4], 'failed')
+  return -2
+end
+local id = redis.call('HGET', KEYS[1], 'id')
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'lease', ARGV[3],
+  'heartbeat_at', ARGV[2], 'progress_done', 0)
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZADD', KEYS[3], ARGV[2], id)
 return 1
 """
 
-# Records progress while the job runs; returns the job's status so a worker learns of a
-# cancellation in the same round trip.
-PROGRESS_SCRIPT = """
+# KEYS: job, running. ARGV: lease, now epoch, done (or '' for a heartbeat only).
+# Returns the status, or 'lost' when another worker now holds the job.
+BEAT_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'running' then redis.call('HSET', KEYS[1], 'progress_done', ARGV[1]) end
+if status ~= 'running' then return status end
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 'lost' end
+redis.call('HSET', KEYS[1], 'heartbeat_at', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'progress_done', ARGV[3]) end
+redis.call('ZADD', KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], 'id'))
 return status
 """
 
-# Final status, only from 'running': a cancelled or expired job stays as it is.
+# KEYS: job, running, events. ARGV: lease, status, finished iso, field, document, ttl.
 FINISH_SCRIPT = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2], ARGV[3], ARGV[4])
-if ARGV[1] == 'succeeded' then
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], ARGV[4], ARGV[5])
+if ARGV[2] == 'succeeded' then
   redis.call('HSET', KEYS[1], 'progress_done', redis.call('HGET', KEYS[1], 'progress_total'))
 end
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+redis.call('PUBLISH', KEYS[3], ARGV[2])
 return 1
 """
 
-# 1 cancelled, 0 already final, -1 unknown.
+# KEYS: job, queued, running, events. ARGV: finished iso. 1 cancelled, 0 final, -1 unknown.
 CANCEL_SCRIPT = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status ~= 'queued' and status ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1])
-redis.call('PUBLISH', KEYS[2], 'cancelled')
+local id = redis.call('HGET', KEYS[1], 'id')
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('PUBLISH', KEYS[4], 'cancelled')
+return 1
+"""
+
+# KEYS: job, queued, running, events. ARGV: now epoch, stale seconds, max attempts,
+# finished iso, problem JSON. 1 re-queued, 0 not stale or not running, -2 out of attempts.
+REQUEUE_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if status ~= 'running' then return 0 end
+local beat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0')
+if tonumber(ARGV[1]) - beat < tonumber(ARGV[2]) then return 0 end
+local id = redis.call('HGET', KEYS[1], 'id')
+redis.call('ZREM', KEYS[3], id)
+if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[5])
+  redis.call('PUBLISH', KEYS[4], 'failed')
+  return -2
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'lease', '')
+redis.call('ZADD', KEYS[2], ARGV[1], id)
+return 1
+"""
+
+# KEYS: queued. ARGV: limit, job id, now epoch. 1 reserved a place in the queue, 0 full.
+RESERVE_SCRIPT = """
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 return 1
 """
 
@@ -119,6 +191,7 @@ def job_from_record(record: dict[bytes, bytes]) -> Job:
         progress=Progress(
             done=int(fields.get("progress_done", 0)), total=int(fields.get("progress_total", 0))
         ),
+        attempts=int(fields.get("attempts", 0)),
         created_at=_time(fields["created_at"]),
         started_at=_time(fields.get("started_at")),
         finished_at=_time(fields.get("finished_at")),
@@ -127,7 +200,9 @@ def job_from_record(record: dict[bytes, bytes]) -> Job:
     )
 
 
-def new_record(job_id: str, payload: JobPayload, total: int) -> dict[str, str | int]:
+def new_record(
+    job_id: str, payload: JobPayload, total: int, owner: str = "", callback_url: str = ""
+) -> dict[str, str | int]:
     return {
         "id": job_id,
         "kind": str(payload.kind),
@@ -136,8 +211,14 @@ def new_record(job_id: str, payload: JobPayload, total: int) -> dict[str, str | 
         "progress_done": 0,
         "progress_total": total,
         "attempts": 0,
+        "owner": owner,
+        "callback_url": callback_url,
         "payload": payload.model_dump_json(),
     }
+
+
+def _job_keys(job_id: str) -> list[str]:
+    return [job_key(job_id), QUEUED_KEY, RUNNING_KEY, events_channel(job_id)]
 
 
 class ApiStore:
@@ -147,9 +228,26 @@ class ApiStore:
         self.redis = client
         self.ttl = ttl_seconds
         self._cancel = client.register_script(CANCEL_SCRIPT)
+        self._reserve = client.register_script(RESERVE_SCRIPT)
+
+    async def reserve_queue_place(self, job_id: str, limit: int) -> bool:
+        return bool(await self._reserve(keys=[QUEUED_KEY], args=[limit, job_id, time.time()]))
+
+    async def release_queue_place(self, job_id: str) -> None:
+        await self.redis.zrem(QUEUED_KEY, job_id)
+
+    async def queue_depth(self) -> int:
+        return int(await self.redis.zcard(QUEUED_KEY))
 
     async def create_job(
-        self, job_id: str, payload: JobPayload, blobs: Iterable[tuple[str, bytes]], total: int
+        self,
+        job_id: str,
+        payload: JobPayload,
+        blobs: Iterable[tuple[str, bytes]],
+        total: int,
+        *,
+        owner: str = "",
+        callback_url: str = "",
     ) -> Job:
         """Store the upload bytes and the queued job record in one transaction."""
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -157,22 +255,29 @@ class ApiStore:
                 # Content-addressed: a second upload of the same bytes only refreshes the TTL.
                 pipe.set(blob_key(sha256), data, ex=self.ttl, nx=True)
                 pipe.expire(blob_key(sha256), self.ttl)
-            record = new_record(job_id, payload, total)
-            pipe.hset(job_key(job_id), mapping=record)
+            pipe.hset(
+                job_key(job_id), mapping=new_record(job_id, payload, total, owner, callback_url)
+            )
             pipe.expire(job_key(job_id), self.ttl)
             await pipe.execute()
         return await self.get_job(job_id)  # type: ignore[return-value]
 
-    async def get_job(self, job_id: str) -> Job | None:
+    async def get_job(self, job_id: str, owner: str | None = None) -> Job | None:
+        """The job, or None if unknown — or owned by someone else when ``owner`` is given."""
         record = await self.redis.hgetall(job_key(job_id))
-        return job_from_record(record) if record else None
+        if not record or (owner is not None and _text(record.get(b"owner")) != owner):
+            return None
+        return job_from_record(record)
+
+    async def callback_url(self, job_id: str) -> str:
+        return _text(await self.redis.hget(job_key(job_id), "callback_url")) or ""
 
     async def cancel_job(self, job_id: str) -> int:
-        keys = [job_key(job_id), events_channel(job_id)]
-        return int(await self._cancel(keys=keys, args=[now().isoformat()]))
+        return int(await self._cancel(keys=_job_keys(job_id), args=[now().isoformat()]))
 
     async def fail_job(self, job_id: str, problem: Problem) -> None:
         """Mark a job that never reached the queue as failed."""
+        await self.redis.zrem(QUEUED_KEY, job_id)
         await self.redis.hset(
             job_key(job_id),
             mapping={
@@ -182,19 +287,38 @@ class ApiStore:
             },
         )
 
-    async def wait_for_final(self, job_id: str, timeout: float) -> Job | None:
+    async def claim_idempotency_key(
+        self, owner: str, key: str, job_id: str, fingerprint: str
+    ) -> tuple[str, str] | None:
+        """Claim ``key`` for a new job; if it was claimed before, (that job id, its fingerprint)."""
+        name = idempotency_key(owner, key)
+        value = json.dumps([job_id, fingerprint])
+        if await self.redis.set(name, value, nx=True, ex=self.ttl):
+            return None
+        stored = await self.redis.get(name)
+        if stored is None:  # expired between the two calls: claim again
+            return await self.claim_idempotency_key(owner, key, job_id, fingerprint)
+        earlier_job, earlier_fingerprint = json.loads(stored)
+        return earlier_job, earlier_fingerprint
+
+    async def release_idempotency_key(self, owner: str, key: str) -> None:
+        await self.redis.delete(idempotency_key(owner, key))
+
+    async def wait_for_final(
+        self, job_id: str, timeout: float, owner: str | None = None
+    ) -> Job | None:
         """The job once final, or as it is after ``timeout`` seconds (None if unknown)."""
         async with self.redis.pubsub() as pubsub:
             await pubsub.subscribe(events_channel(job_id))
             # Subscribed before reading: a change between the read and the wait is not missed.
-            job = await self.get_job(job_id)
+            job = await self.get_job(job_id, owner)
             deadline = asyncio.get_running_loop().time() + timeout
             while job is not None and not job.status.is_final:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     break
                 await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
-                job = await self.get_job(job_id)
+                job = await self.get_job(job_id, owner)
             return job
 
     async def workers_alive(self) -> list[str]:
@@ -205,36 +329,99 @@ class ApiStore:
 class WorkerStore:
     """What a worker does with Redis (synchronous, from inside Celery tasks)."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl_seconds: int,
+        lease_seconds: float = 30,
+        max_attempts: int = 3,
+    ) -> None:
         self.redis = client
         self.ttl = ttl_seconds
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
         self._start = client.register_script(START_SCRIPT)
-        self._progress = client.register_script(PROGRESS_SCRIPT)
+        self._beat = client.register_script(BEAT_SCRIPT)
         self._finish = client.register_script(FINISH_SCRIPT)
+        self._requeue = client.register_script(REQUEUE_SCRIPT)
 
     def payload(self, job_id: str) -> str | None:
         return _text(self.redis.hget(job_key(job_id), "payload"))
 
-    def start(self, job_id: str) -> int:
-        return int(self._start(keys=[job_key(job_id)], args=[now().isoformat()]))
+    def start(self, job_id: str, lease: str) -> int:
+        """Take the job under ``lease``; see START_SCRIPT for the answers."""
+        problem = _out_of_attempts(self.max_attempts)
+        args = [
+            now().isoformat(),
+            time.time(),
+            lease,
+            self.lease_seconds,
+            self.max_attempts,
+            problem,
+        ]
+        return int(self._start(keys=_job_keys(job_id), args=args))
 
-    def progress(self, job_id: str, done: int) -> JobStatus | None:
-        status = _text(self._progress(keys=[job_key(job_id)], args=[done]))
-        return JobStatus(status) if status else None
+    def beat(self, job_id: str, lease: str, done: int | None = None) -> str | None:
+        """Renew the lease (and record progress); returns the status, or 'lost'."""
+        args = [lease, time.time(), "" if done is None else done]
+        return _text(self._beat(keys=[job_key(job_id), RUNNING_KEY], args=args))
 
-    def succeed(self, job_id: str, result: JobResult) -> bool:
-        return self._end(job_id, JobStatus.succeeded, "result", result)
+    def succeed(self, job_id: str, lease: str, result: JobResult) -> bool:
+        return self._end(job_id, lease, JobStatus.succeeded, "result", result)
 
-    def fail(self, job_id: str, problem: Problem) -> bool:
-        return self._end(job_id, JobStatus.failed, "error", problem)
+    def fail(self, job_id: str, lease: str, problem: Problem) -> bool:
+        return self._end(job_id, lease, JobStatus.failed, "error", problem)
 
-    def _end(self, job_id: str, status: JobStatus, field: str, value: BaseModel) -> bool:
+    def _end(
+        self, job_id: str, lease: str, status: JobStatus, field: str, value: BaseModel
+    ) -> bool:
         document = value.model_dump_json(exclude_none=field == "error")
-        args = [str(status), now().isoformat(), field, document, self.ttl]
-        return bool(self._finish(keys=[job_key(job_id), events_channel(job_id)], args=args))
+        args = [lease, str(status), now().isoformat(), field, document, self.ttl]
+        keys = [job_key(job_id), RUNNING_KEY, events_channel(job_id)]
+        return bool(self._finish(keys=keys, args=args))
+
+    def stale_jobs(self) -> list[str]:
+        """Running jobs whose lease has not been renewed in time (their worker died)."""
+        cutoff = time.time() - self.lease_seconds
+        return [_text(j) or "" for j in self.redis.zrangebyscore(RUNNING_KEY, "-inf", cutoff)]
+
+    def requeue(self, job_id: str) -> int:
+        """Put a stale job back in the queue (1), or fail it when out of attempts (-2)."""
+        if not self.redis.exists(job_key(job_id)):
+            self.redis.zrem(RUNNING_KEY, job_id)  # expired meanwhile
+            return 0
+        args = [
+            time.time(),
+            self.lease_seconds,
+            self.max_attempts,
+            now().isoformat(),
+            _out_of_attempts(self.max_attempts),
+        ]
+        return int(self._requeue(keys=_job_keys(job_id), args=args))
+
+    def kind(self, job_id: str) -> JobKind | None:
+        kind = _text(self.redis.hget(job_key(job_id), "kind"))
+        return JobKind(kind) if kind else None
+
+    def callback_url(self, job_id: str) -> str:
+        return _text(self.redis.hget(job_key(job_id), "callback_url")) or ""
+
+    def job(self, job_id: str) -> Job | None:
+        record = self.redis.hgetall(job_key(job_id))
+        return job_from_record(record) if record else None
 
     def blobs(self, hashes: Sequence[str]) -> list[bytes | None]:
         return self.redis.mget([blob_key(h) for h in hashes]) if hashes else []
 
     def heartbeat(self, hostname: str, info: dict[str, str]) -> None:
         self.redis.set(worker_key(hostname), json.dumps(info), ex=WORKER_HEARTBEAT_TTL)
+
+
+def _out_of_attempts(max_attempts: int) -> str:
+    return Problem(
+        type="/problems/worker-lost",
+        title="Worker lost",
+        status=500,
+        detail=f"the job's worker stopped (crashed or was killed) {max_attempts} times; "
+        "it is not tried again",
+    ).model_dump_json(exclude_none=True)

@@ -6,6 +6,7 @@ model works on batch *n*, so the device does not wait for Pillow.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ import torch
 from clipcore.clip_model import LoadedClip
 from clipcore.contracts import Problem
 from clipcore.encode import embed_pixels, preprocess_images
-from clipcore.errors import ClipqError
+from clipcore.errors import ClipqError, DeviceOutOfMemory
 from clipcore.images import decode_image
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,24 @@ def _prepared_batches(
             yield pending.result()
 
 
+def embed_fitting(clip: LoadedClip, pixel_values: torch.Tensor) -> list[torch.Tensor | Problem]:
+    """Embed a batch; out of device memory, halve it and retry, down to single images.
+
+    An image that does not fit even alone gets a problem; the rest are embedded.
+    """
+    try:
+        return list(embed_pixels(clip, pixel_values))
+    except torch.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(pixel_values) == 1:
+            error = DeviceOutOfMemory("the image does not fit in the device's memory")
+            return [error.to_problem()]
+        log.warning("out of device memory at batch %d; halving", len(pixel_values))
+        half = len(pixel_values) // 2
+        return embed_fitting(clip, pixel_values[:half]) + embed_fitting(clip, pixel_values[half:])
+
+
 def embed_uploads(
     clip: LoadedClip,
     uploads: Sequence[Upload],
@@ -88,9 +109,9 @@ def embed_uploads(
         for position, problem in batch.errors.items():
             results[position] = problem
         if batch.pixel_values is not None:
-            embeddings = embed_pixels(clip, batch.pixel_values)
-            for position, embedding in zip(batch.indices, embeddings, strict=True):
-                results[position] = embedding
+            embeddings = embed_fitting(clip, batch.pixel_values)
+            for position, item in zip(batch.indices, embeddings, strict=True):
+                results[position] = item
         done += batch.size
         on_progress(done)
     return results

@@ -150,6 +150,7 @@ class Job(BaseModel):
     kind: JobKind
     status: JobStatus
     progress: Progress
+    attempts: int = Field(0, description="How many times a worker started the job.")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -175,6 +176,8 @@ _PAYLOAD: TypeAdapter[JobPayload] = TypeAdapter(JobPayload)
 # --- transport: how the API reaches the workers (by name, never by import) ---------
 
 INFERENCE_QUEUE = "clipq.inference"
+WEBHOOK_QUEUE = "clipq.webhooks"  # deliveries never wait behind inference, nor it behind them
+WEBHOOK_TASK = "clipq.webhook"
 TASK_NAMES: dict[JobKind, str] = {
     JobKind.classify: "clipq.classify",
     JobKind.scenes: "clipq.scenes",

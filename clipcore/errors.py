@@ -19,10 +19,17 @@ class ClipqError(Exception):
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.headers = headers or {}  # e.g. Retry-After; used when rendered as HTTP
 
     @classmethod
     def problem_type(cls) -> str:
@@ -70,6 +77,18 @@ class UnsupportedMediaType(ClipqError):
     title = "Unsupported media type"
 
 
+class Unauthorized(ClipqError):
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class TooManyRequests(ClipqError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+
 class NotFound(ClipqError):
     status = 404
     slug = "not-found"
@@ -80,6 +99,12 @@ class Conflict(ClipqError):
     status = 409
     slug = "conflict"
     title = "Conflict"
+
+
+class DeviceOutOfMemory(ClipqError):
+    status = 507
+    slug = "device-out-of-memory"
+    title = "Out of device memory"
 
 
 class ServiceUnavailable(ClipqError):

@@ -134,6 +134,9 @@ class SearchRequest(BaseModel):
         le=1,
         description="Below this best score the answer is 'no match'; default from settings.",
     )
+    callback_url: str | None = Field(
+        None, description="POSTed the final Job (signed, Standard Webhooks)."
+    )
 
 
 class SearchPayload(SearchRequest):
@@ -186,6 +189,9 @@ class EvaluateRequest(BaseModel):
     ks: list[int] = Field(default_factory=lambda: list(DEFAULT_KS), min_length=1, max_length=20)
     fusion: Fusion = Fusion.max
     crop_weight: float = Field(0.5, ge=0, le=1)
+    callback_url: str | None = Field(
+        None, description="POSTed the final Job (signed, Standard Webhooks)."
+    )
 
     @field_validator("ks")
     @classmethod

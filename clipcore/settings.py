@@ -43,7 +43,18 @@ class Settings(BaseSettings):
     )
     max_labels: int = Field(1000, ge=1, description="Most labels in one classification job.")
     job_ttl_seconds: int = Field(
-        86_400, ge=60, description="How long uploads, job records and results are kept."
+        86_400, ge=1, description="How long uploads, job records and results are kept."
+    )
+    job_lease_seconds: float = Field(
+        30,
+        gt=0,
+        description="A running job whose worker sent no heartbeat for this long is re-queued.",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Starts of a job (after worker deaths) before it is failed."
+    )
+    max_queued_jobs: int = Field(
+        10_000, ge=1, description="Queue depth past which new jobs get 429 with Retry-After."
     )
     task_soft_time_limit: int = Field(
         600, ge=1, description="Seconds before a task is asked to stop (it fails cleanly)."
@@ -70,6 +81,31 @@ class Settings(BaseSettings):
     )
     search_min_score: float = Field(
         0.2, ge=-1, le=1, description="Default 'no match' threshold of a search (cosine)."
+    )
+    api_keys: str = Field(
+        "",
+        description="Comma-separated API keys; when set (or api_key_file is), every /v1 and "
+        "/api request needs 'Authorization: Bearer <key>'. Empty: no authentication.",
+    )
+    api_key_file: str = Field("", description="A file of API keys, one per line (# comments).")
+    webhook_secret: str = Field(
+        "",
+        description="Standard Webhooks signing secret ('whsec_' + base64), for callback_url.",
+    )
+    webhook_allow: str = Field(
+        "",
+        description="Comma-separated hosts or CIDRs that callbacks may reach although private "
+        "or loopback (e.g. '127.0.0.1,10.0.0.0/8'); others must be public.",
+    )
+    webhook_timeout_seconds: float = Field(5, gt=0, description="One delivery attempt's timeout.")
+    webhook_max_retries: int = Field(
+        10, ge=0, description="Delivery retries, with exponential backoff up to 5 minutes apart."
+    )
+    fault_oom_above_batch: int = Field(
+        -1,
+        ge=-1,
+        description="Testing only: raise CUDA out-of-memory for image batches larger than this "
+        "(-1: off, 0: always).",
     )
     preload_model: bool = Field(
         True, description="Load the model when a worker process starts, not on its first job."

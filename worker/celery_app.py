@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from clipcore.contracts import INFERENCE_QUEUE, TASK_NAMES
+from clipcore.contracts import INFERENCE_QUEUE, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
 from clipcore.settings import get_settings
 
 settings = get_settings()
@@ -28,9 +28,12 @@ app.conf.update(
     # longest task, or a slow job would be handed to a second worker while it runs.
     broker_transport_options={"visibility_timeout": settings.task_time_limit + 300},
     broker_connection_retry_on_startup=True,
-    task_queues=[Queue(INFERENCE_QUEUE)],
+    task_queues=[Queue(INFERENCE_QUEUE), Queue(WEBHOOK_QUEUE)],
     task_default_queue=INFERENCE_QUEUE,
-    task_routes={name: {"queue": INFERENCE_QUEUE} for name in TASK_NAMES.values()},
+    task_routes={
+        **{name: {"queue": INFERENCE_QUEUE} for name in TASK_NAMES.values()},
+        WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE},
+    },
     worker_send_task_events=False,
     worker_max_tasks_per_child=None,
 )

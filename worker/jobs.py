@@ -1,17 +1,25 @@
 """Running one job inside a task: the part every job kind shares.
 
-``run_job`` moves the record to ``running``, hands the job's uploads and a
-progress callback to a clipcore function, and stores the outcome. The record
-stays the truth: a job cancelled meanwhile stays cancelled, and a client's bad
-input ends as a ``failed`` job with a problem, never as a crashed worker.
+``run_job`` takes the job under a lease, keeps the lease alive from a helper
+thread, hands the job's payload and a progress callback to a clipcore
+function, and stores the outcome. The record stays the truth: a job cancelled
+meanwhile stays cancelled, a duplicate delivery of a job another worker holds
+is dropped, and a client's bad input ends as a ``failed`` job with a problem,
+never as a crashed worker.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
+import uuid
 from collections.abc import Callable, Sequence
+from types import TracebackType
 
 from celery.exceptions import SoftTimeLimitExceeded
+from redis import RedisError
 
 from api.store import WorkerStore
 from clipcore.batching import Upload
@@ -24,12 +32,43 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int], None]
 
 
-def progress_reporter(store: WorkerStore, job_id: str) -> ProgressCallback:
-    """Record progress; raise :class:`JobCancelled` as soon as the record says so."""
+def new_lease() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LeaseKeeper:
+    """Renews a job's lease every third of its lifetime while the job runs."""
+
+    def __init__(self, store: WorkerStore, job_id: str, lease: str) -> None:
+        self.store, self.job_id, self.lease = store, job_id, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.store.lease_seconds / 3):
+            try:
+                if self.store.beat(self.job_id, self.lease) != JobStatus.running:
+                    return  # cancelled or taken over: the next progress report stops the job
+            except RedisError:  # Redis away for a moment; the next beat tries again
+                log.warning("lease heartbeat for job %s failed", self.job_id)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+
+
+def progress_reporter(store: WorkerStore, job_id: str, lease: str) -> ProgressCallback:
+    """Record progress; raise :class:`JobCancelled` as soon as the job is no longer ours."""
 
     def report(done: int) -> None:
-        if store.progress(job_id, done) != JobStatus.running:
-            raise JobCancelled(f"job {job_id} was cancelled")
+        status = store.beat(job_id, lease, done)
+        if status != JobStatus.running:
+            raise JobCancelled(f"job {job_id} is {status or 'gone'}; stopping")
 
     return report
 
@@ -50,36 +89,61 @@ def run_job(
     job_id: str,
     parse: Callable[[str], JobPayload],
     work: Callable[[JobPayload, ProgressCallback], JobResult],
+    notify: Callable[[str], None] = lambda job_id: None,
 ) -> JobStatus | None:
-    """Run ``work`` for the job ``job_id``; returns the status it ended with (None if skipped)."""
-    if store.start(job_id) != 1:
+    """Run ``work`` for the job ``job_id``; returns the status it ended with (None if skipped).
+
+    ``notify(job_id)`` runs once the job has ended here with a result or a failure.
+    """
+    status = _run(store, job_id, parse, work)
+    if status in (JobStatus.succeeded, JobStatus.failed) and store.callback_url(job_id):
+        notify(job_id)
+    return status
+
+
+def _run(
+    store: WorkerStore,
+    job_id: str,
+    parse: Callable[[str], JobPayload],
+    work: Callable[[JobPayload, ProgressCallback], JobResult],
+) -> JobStatus | None:
+    lease = new_lease()
+    started = store.start(job_id, lease)
+    if started == -2:
+        log.warning("job %s failed: its workers died too often", job_id)
+        return JobStatus.failed
+    if started == -3:
+        log.info("job %s is held by another worker; duplicate delivery dropped", job_id)
+        return None
+    if started != 1:
         log.info("job %s is not runnable (cancelled, finished or expired); skipped", job_id)
         return None
-    try:
-        payload = parse(store.payload(job_id) or "")
-        result = work(payload, progress_reporter(store, job_id))
-    except JobCancelled:
-        log.info("job %s cancelled while running", job_id)
-        return JobStatus.cancelled
-    except SoftTimeLimitExceeded:
-        limit = get_settings().task_soft_time_limit
-        store.fail(job_id, JobTimeout(f"the job ran longer than {limit} s").to_problem())
-        return JobStatus.failed
-    except ClipqError as exc:
-        store.fail(job_id, exc.to_problem())
-        return JobStatus.failed
-    except Exception:
-        # A bug or a broken model, not the client's fault: record it and keep the worker alive.
-        log.exception("job %s failed unexpectedly", job_id)
-        problem = Problem(
-            type="/problems/internal-error",
-            title="Internal error",
-            status=500,
-            detail="the worker hit an unexpected error; it has been logged",
-        )
-        store.fail(job_id, problem)
-        return JobStatus.failed
-    if not store.succeed(job_id, result):
-        log.info("job %s was cancelled before its result was stored", job_id)
-        return JobStatus.cancelled
+    with LeaseKeeper(store, job_id, lease):
+        try:
+            payload = parse(store.payload(job_id) or "")
+            result = work(payload, progress_reporter(store, job_id, lease))
+        except JobCancelled:
+            log.info("job %s stopped: cancelled or taken over", job_id)
+            return JobStatus.cancelled
+        except SoftTimeLimitExceeded:
+            limit = get_settings().task_soft_time_limit
+            store.fail(job_id, lease, JobTimeout(f"the job ran longer than {limit} s").to_problem())
+            return JobStatus.failed
+        except ClipqError as exc:
+            store.fail(job_id, lease, exc.to_problem())
+            return JobStatus.failed
+        except Exception:
+            # A bug or a broken model, not the client's fault: record it, keep the worker alive.
+            log.exception("job %s failed unexpectedly", job_id)
+            problem = Problem(
+                type="/problems/internal-error",
+                title="Internal error",
+                status=500,
+                detail="the worker hit an unexpected error; it has been logged",
+            )
+            store.fail(job_id, lease, problem)
+            return JobStatus.failed
+        if not store.succeed(job_id, lease, result):
+            log.info("job %s was cancelled or taken over before its result was stored", job_id)
+            return JobStatus.cancelled
     return JobStatus.succeeded

@@ -20,7 +20,12 @@ from worker.collections import CollectionIndexes
 @cache
 def store() -> WorkerStore:
     settings = get_settings()
-    return WorkerStore(redis.Redis.from_url(settings.redis_url), settings.job_ttl_seconds)
+    return WorkerStore(
+        redis.Redis.from_url(settings.redis_url),
+        settings.job_ttl_seconds,
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.max_attempts,
+    )
 
 
 @cache
@@ -60,4 +65,23 @@ def _detector(spec: str, device: str) -> torch.nn.Module:
 
 def clip() -> LoadedClip:
     settings = get_settings()
-    return clip_cache().get(settings.clip_model, settings.device)
+    loaded = clip_cache().get(settings.clip_model, settings.device)
+    if settings.fault_oom_above_batch >= 0:
+        _inject_oom(loaded, settings.fault_oom_above_batch)
+    return loaded
+
+
+def _inject_oom(loaded: LoadedClip, limit: int) -> None:
+    """Testing only: make the vision tower fail as a full GPU does, for batches over ``limit``."""
+    model = loaded.model
+    if getattr(model, "_clipq_oom_limit", None) == limit:
+        return
+    real = type(model).get_image_features.__get__(model)
+
+    def get_image_features(pixel_values: torch.Tensor, **kwargs: object) -> object:
+        if pixel_values.shape[0] > limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (injected: batch over {limit})")
+        return real(pixel_values=pixel_values, **kwargs)
+
+    model.get_image_features = get_image_features  # type: ignore[method-assign]
+    model._clipq_oom_limit = limit

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from celery import Task
+
+from api.webhooks import UnsafeCallback, deliver
 from clipcore.classify import classify_uploads
 from clipcore.contracts import (
     TASK_NAMES,
+    WEBHOOK_TASK,
     ClassifyPayload,
     ClassifyResult,
     JobKind,
+    JobStatus,
     ScenesPayload,
     ScenesResult,
 )
@@ -25,6 +35,14 @@ from clipcore.taxonomy import load_default_taxonomy
 from worker import collections, runtime
 from worker.celery_app import app
 from worker.jobs import ProgressCallback, load_uploads, run_job
+
+log = logging.getLogger(__name__)
+
+
+def _run_job(
+    job_id: str, parse: Callable[[str], Any], work: Callable[..., Any]
+) -> JobStatus | None:
+    return run_job(runtime.store(), job_id, parse, work, notify=lambda j: webhook.delay(j))
 
 
 @app.task(name=TASK_NAMES[JobKind.classify])
@@ -45,7 +63,7 @@ def classify(job_id: str) -> str | None:
         )
         return ClassifyResult(model=clip.model_id, images=images)
 
-    return run_job(runtime.store(), job_id, ClassifyPayload.model_validate_json, work)
+    return _run_job(job_id, ClassifyPayload.model_validate_json, work)
 
 
 @app.task(name=TASK_NAMES[JobKind.scenes])
@@ -65,7 +83,7 @@ def scenes(job_id: str) -> str | None:
             on_progress=progress,
         )
 
-    return run_job(runtime.store(), job_id, ScenesPayload.model_validate_json, work)
+    return _run_job(job_id, ScenesPayload.model_validate_json, work)
 
 
 @app.task(name=TASK_NAMES[JobKind.ingest])
@@ -81,7 +99,7 @@ def ingest(job_id: str) -> str | None:
             get_settings(),
         )
 
-    return run_job(runtime.store(), job_id, IngestPayload.model_validate_json, work)
+    return _run_job(job_id, IngestPayload.model_validate_json, work)
 
 
 @app.task(name=TASK_NAMES[JobKind.search])
@@ -98,7 +116,7 @@ def search(job_id: str) -> str | None:
         progress(1)
         return result
 
-    return run_job(runtime.store(), job_id, SearchPayload.model_validate_json, work)
+    return _run_job(job_id, SearchPayload.model_validate_json, work)
 
 
 @app.task(name=TASK_NAMES[JobKind.evaluate])
@@ -113,4 +131,34 @@ def evaluate(job_id: str) -> str | None:
             get_settings(),
         )
 
-    return run_job(runtime.store(), job_id, EvaluatePayload.model_validate_json, work)
+    return _run_job(job_id, EvaluatePayload.model_validate_json, work)
+
+
+@app.task(
+    name=WEBHOOK_TASK,
+    bind=True,
+    autoretry_for=(httpx.HTTPError,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=get_settings().webhook_max_retries,
+)
+def webhook(self: Task, job_id: str) -> int | None:
+    """Deliver the job's final state to its callback URL (retried with backoff on failure)."""
+    settings = get_settings()
+    store = runtime.store()
+    url, job = store.callback_url(job_id), store.job(job_id)
+    if not url or job is None or not job.status.is_final:
+        return None
+    try:
+        return deliver(
+            url,
+            f"{job_id}-{job.status}",  # the same id on every retry: receivers can de-duplicate
+            job.model_dump_json(),
+            secret=settings.webhook_secret,
+            allow=settings.webhook_allow,
+            timeout=settings.webhook_timeout_seconds,
+        )
+    except UnsafeCallback as exc:  # the host now resolves somewhere forbidden: never retried
+        log.warning("webhook for job %s not sent: %s", job_id, exc.detail)
+        return None

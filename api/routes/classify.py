@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 
-from api.deps import QueueDep, SettingsDep, StoreDep, require_multipart
-from api.jobs import accepted, submit_job
+from api.deps import SettingsDep, require_multipart
+from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
 from clipcore.contracts import ClassifyPayload, Job
@@ -54,12 +54,11 @@ def check_template(template: str) -> str:
     status_code=202,
     dependencies=[Depends(require_multipart)],
     response_model=Job,
-    responses=problems(413, 415, 422, 503),
+    responses=problems(401, 413, 415, 422, 429, 503),
 )
 async def create_classify_job(
     response: Response,
-    store: StoreDep,
-    queue: QueueDep,
+    submitter: SubmitterDep,
     settings: SettingsDep,
     images: Annotated[list[UploadFile], File(description="The images to classify.")],
     labels: Annotated[list[str], Form(description="The label set, 1 to 1,000 labels.")],
@@ -67,8 +66,12 @@ async def create_classify_job(
         str, Form(max_length=300, description="Prompt for each label; '{}' is the label.")
     ] = DEFAULT_TEMPLATE,
     top_k: Annotated[int, Form(ge=1, le=1000, description="Labels returned per image.")] = 5,
+    callback_url: Annotated[
+        str | None, Form(description="POSTed the final Job (signed, Standard Webhooks).")
+    ] = None,
 ) -> Job:
     """Classify images against your labels. Answers 202 at once; poll the job for the result."""
+    callback = submitter.callback(callback_url)
     payload_labels = clean_labels(labels, settings.max_labels)
     template = check_template(prompt_template)
     uploads = await accept_uploads(images, settings)
@@ -78,5 +81,5 @@ async def create_classify_job(
         prompt_template=template,
         top_k=min(top_k, len(payload_labels)),
     )
-    job = await submit_job(store, queue, payload, uploads, total=len(uploads))
+    job = await submitter.submit(payload, uploads, len(uploads), callback)
     return accepted(response, job)

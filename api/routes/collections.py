@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import Response as RawResponse
 
-from api.deps import CollectionsDep, QueueDep, SettingsDep, StoreDep, require_multipart
-from api.jobs import accepted, submit_job
+from api.auth import OwnerDep
+from api.deps import CollectionsDep, SettingsDep, require_multipart
+from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
 from clipcore.contracts import Job
@@ -31,8 +32,8 @@ router = APIRouter(prefix="/v1/collections", tags=["collections"])
 MAX_METADATA_BYTES = 4096
 
 
-async def existing(collections: CollectionsDep, collection_id: str) -> Collection:
-    collection = await collections.get(collection_id)
+async def existing(collections: CollectionsDep, collection_id: str, owner: str) -> Collection:
+    collection = await collections.get(collection_id, owner)
     if collection is None:
         raise NotFound(f"no collection {collection_id!r}")
     return collection
@@ -40,27 +41,38 @@ async def existing(collections: CollectionsDep, collection_id: str) -> Collectio
 
 @router.post("", status_code=201, response_model=Collection, responses=problems(422))
 async def create_collection(
-    body: CollectionCreate, collections: CollectionsDep, settings: SettingsDep, response: Response
+    body: CollectionCreate,
+    collections: CollectionsDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    response: Response,
 ) -> Collection:
     """Create an empty collection; it will hold embeddings of the service's CLIP model."""
-    collection = await collections.create(body.name, settings.clip_model, body.crop_background)
+    collection = await collections.create(
+        body.name, settings.clip_model, body.crop_background, owner
+    )
     response.headers["Location"] = f"/v1/collections/{collection.id}"
     return collection
 
 
 @router.get("", response_model=list[Collection])
-async def list_collections(collections: CollectionsDep) -> list[Collection]:
-    return await collections.list()
+async def list_collections(collections: CollectionsDep, owner: OwnerDep) -> list[Collection]:
+    return await collections.list(owner)
 
 
 @router.get("/{collection_id}", response_model=Collection, responses=problems(404))
-async def get_collection(collection_id: str, collections: CollectionsDep) -> Collection:
-    return await existing(collections, collection_id)
+async def get_collection(
+    collection_id: str, collections: CollectionsDep, owner: OwnerDep
+) -> Collection:
+    return await existing(collections, collection_id, owner)
 
 
 @router.delete("/{collection_id}", status_code=204, responses=problems(404))
-async def delete_collection(collection_id: str, collections: CollectionsDep) -> RawResponse:
+async def delete_collection(
+    collection_id: str, collections: CollectionsDep, owner: OwnerDep
+) -> RawResponse:
     """Delete the collection with all its images and embeddings."""
+    await existing(collections, collection_id, owner)
     if not await collections.delete(collection_id):
         raise NotFound(f"no collection {collection_id!r}")
     return RawResponse(status_code=204)
@@ -102,14 +114,13 @@ def parse_metadata(metadata: list[str] | None, count: int) -> list[dict[str, Any
     "/{collection_id}/images",
     status_code=202,
     response_model=Job,
-    responses=problems(404, 413, 415, 422, 503),
+    responses=problems(401, 404, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_multipart)],
 )
 async def ingest_images(
     collection_id: str,
     response: Response,
-    store: StoreDep,
-    queue: QueueDep,
+    submitter: SubmitterDep,
     settings: SettingsDep,
     collections: CollectionsDep,
     images: Annotated[list[UploadFile], File(description="Images to add.")],
@@ -120,10 +131,14 @@ async def ingest_images(
     metadata: Annotated[
         list[str] | None, Form(description="Per image, in order: a JSON object.")
     ] = None,
+    callback_url: Annotated[
+        str | None, Form(description="POSTed the final Job (signed, Standard Webhooks).")
+    ] = None,
 ) -> Job:
     """Add images: each gets its CLIP embedding, Mask R-CNN region crops and their embeddings,
     and a thumbnail. Bytes already in the collection are reported as duplicates."""
-    await existing(collections, collection_id)
+    await existing(collections, collection_id, submitter.owner)
+    callback = submitter.callback(callback_url)
     per_image_labels = parse_labels(labels, len(images))
     per_image_metadata = parse_metadata(metadata, len(images))
     uploads = await accept_uploads(images, settings)
@@ -134,7 +149,7 @@ async def ingest_images(
         for upload, labels_, meta in zip(uploads, per_image_labels, per_image_metadata, strict=True)
     ]
     payload = IngestPayload(collection_id=collection_id, images=items)
-    job = await submit_job(store, queue, payload, uploads, total=len(items))
+    job = await submitter.submit(payload, uploads, len(items), callback)
     return accepted(response, job)
 
 
@@ -142,10 +157,11 @@ async def ingest_images(
 async def list_images(
     collection_id: str,
     collections: CollectionsDep,
+    owner: OwnerDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CollectionImagePage:
-    await existing(collections, collection_id)
+    await existing(collections, collection_id, owner)
     total, images = await collections.images(collection_id, offset, limit)
     return CollectionImagePage(total=total, images=images)
 
@@ -168,24 +184,26 @@ async def get_thumbnail(
     "/{collection_id}/search",
     status_code=202,
     response_model=Job,
-    responses=problems(404, 422, 503),
+    responses=problems(401, 404, 422, 429, 503),
 )
 async def search_collection(
     collection_id: str,
     body: SearchRequest,
     response: Response,
-    store: StoreDep,
-    queue: QueueDep,
+    submitter: SubmitterDep,
     settings: SettingsDep,
     collections: CollectionsDep,
 ) -> Job:
     """Text→image search; answers 202 — use GET /v1/jobs/{id}?wait=N for one round trip."""
-    await existing(collections, collection_id)
+    await existing(collections, collection_id, submitter.owner)
+    callback = submitter.callback(body.callback_url)
     min_score = settings.search_min_score if body.min_score is None else body.min_score
     payload = SearchPayload(
-        **body.model_dump(exclude={"min_score"}), collection_id=collection_id, min_score=min_score
+        **body.model_dump(exclude={"min_score", "callback_url"}),
+        collection_id=collection_id,
+        min_score=min_score,
     )
-    job = await submit_job(store, queue, payload, [], total=1)
+    job = await submitter.submit(payload, [], 1, callback)
     return accepted(response, job)
 
 
@@ -193,18 +211,18 @@ async def search_collection(
     "/{collection_id}/evaluate",
     status_code=202,
     response_model=Job,
-    responses=problems(404, 422, 503),
+    responses=problems(401, 404, 422, 429, 503),
 )
 async def evaluate_collection(
     collection_id: str,
     body: EvaluateRequest,
     response: Response,
-    store: StoreDep,
-    queue: QueueDep,
+    submitter: SubmitterDep,
     collections: CollectionsDep,
 ) -> Job:
     """Recall@K and MRR with and without crop reranking, per query and overall."""
-    await existing(collections, collection_id)
+    await existing(collections, collection_id, submitter.owner)
+    callback = submitter.callback(body.callback_url)
     known = await collections.labels(collection_id)
     if body.queries is None:
         if not known:
@@ -225,7 +243,9 @@ async def evaluate_collection(
                     f"the collection has no image labelled {', '.join(map(repr, missing))}",
                 )
     payload = EvaluatePayload(
-        **body.model_dump(exclude={"queries"}), collection_id=collection_id, queries=queries
+        **body.model_dump(exclude={"queries", "callback_url"}),
+        collection_id=collection_id,
+        queries=queries,
     )
-    job = await submit_job(store, queue, payload, [], total=len(queries))
+    job = await submitter.submit(payload, [], len(queries), callback)
     return accepted(response, job)

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import SettingsDep, StoreDep
+from api.auth import OwnerDep
+from api.deps import QueueDep, SettingsDep, StoreDep
 from api.jobs import POLL_AFTER_SECONDS
 from api.openapi import problems
 from clipcore.contracts import Job
@@ -21,11 +22,12 @@ def _unknown(job_id: str) -> NotFound:
     return NotFound(f"no job {job_id!r}: it never existed or its results have expired")
 
 
-@router.get("/{job_id}", response_model=Job, responses=problems(404, 422))
+@router.get("/{job_id}", response_model=Job, responses=problems(401, 404, 422))
 async def get_job(
     job_id: JobId,
     store: StoreDep,
     settings: SettingsDep,
+    owner: OwnerDep,
     response: Response,
     wait: Annotated[
         float,
@@ -35,7 +37,9 @@ async def get_job(
     """The job's status, progress and — once it has succeeded — its typed result."""
     if wait > settings.api_wait_max_seconds:
         raise InvalidInput.for_field("wait", f"at most {settings.api_wait_max_seconds} seconds")
-    job = await (store.wait_for_final(job_id, wait) if wait else store.get_job(job_id))
+    job = await (
+        store.wait_for_final(job_id, wait, owner) if wait else store.get_job(job_id, owner)
+    )
     if job is None:
         raise _unknown(job_id)
     if not job.status.is_final:
@@ -43,13 +47,17 @@ async def get_job(
     return job
 
 
-@router.delete("/{job_id}", response_model=Job, responses=problems(404, 409))
-async def cancel_job(job_id: JobId, store: StoreDep) -> Job:
+@router.delete("/{job_id}", response_model=Job, responses=problems(401, 404, 409))
+async def cancel_job(job_id: JobId, store: StoreDep, queue: QueueDep, owner: OwnerDep) -> Job:
     """Cancel a queued or running job; a running one stops after its current batch."""
+    if await store.get_job(job_id, owner) is None:
+        raise _unknown(job_id)
     outcome = await store.cancel_job(job_id)
-    job = await store.get_job(job_id)
+    job = await store.get_job(job_id, owner)
     if outcome == -1 or job is None:
         raise _unknown(job_id)
     if outcome == 0:
         raise Conflict(f"job {job_id} has already finished ({job.status})")
+    if await store.callback_url(job_id):
+        await queue.notify(job_id)
     return job

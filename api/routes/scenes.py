@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 
-from api.deps import QueueDep, SettingsDep, StoreDep, require_multipart
-from api.jobs import accepted, submit_job
+from api.auth import OwnerDep
+from api.deps import SettingsDep, require_multipart
+from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
 from clipcore.contracts import FieldError, Job, ScenesPayload
@@ -34,13 +35,12 @@ def taxonomy_from_form(text: str | None) -> Taxonomy | None:
     "/scenes",
     status_code=202,
     response_model=Job,
-    responses=problems(413, 415, 422, 503),
+    responses=problems(401, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_multipart)],
 )
 async def create_scenes_job(
     response: Response,
-    store: StoreDep,
-    queue: QueueDep,
+    submitter: SubmitterDep,
     settings: SettingsDep,
     images: Annotated[list[UploadFile], File(description="The images of the dataset.")],
     speed: Annotated[
@@ -52,17 +52,21 @@ async def create_scenes_job(
             description="A taxonomy as JSON (the schema of GET /v1/scene-types); default: that one."
         ),
     ] = None,
+    callback_url: Annotated[
+        str | None, Form(description="POSTed the final Job (signed, Standard Webhooks).")
+    ] = None,
 ) -> Job:
     """Classify each image's scene and recommend an image matcher; two or more images also get
     the dataset summary. Answers 202 at once; poll the job for the result."""
+    callback = submitter.callback(callback_url)
     custom = taxonomy_from_form(taxonomy)
     uploads = await accept_uploads(images, settings)
     payload = ScenesPayload(images=[upload.ref for upload in uploads], speed=speed, taxonomy=custom)
-    job = await submit_job(store, queue, payload, uploads, total=len(uploads))
+    job = await submitter.submit(payload, uploads, len(uploads), callback)
     return accepted(response, job)
 
 
-@router.get("/scene-types", response_model=Taxonomy)
-async def list_scene_types() -> Taxonomy:
+@router.get("/scene-types", response_model=Taxonomy, responses=problems(401))
+async def list_scene_types(_: OwnerDep) -> Taxonomy:
     """The default scene taxonomy: scenes, prompts and matcher recommendations."""
     return load_default_taxonomy()

@@ -14,8 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, UploadFile
 from PIL import Image
 
-from api.deps import QueueDep, SettingsDep, StoreDep, require_multipart
-from api.jobs import submit_job
+from api.auth import OwnerDep
+from api.deps import SettingsDep, require_multipart
+from api.jobs import JobSubmitter, SubmitterDep
 from api.openapi import problems
 from api.uploads import AcceptedUpload, accept_uploads
 from clipcore.contracts import Job, JobStatus, SceneImage, ScenesPayload, ScenesResult
@@ -99,12 +100,11 @@ def data_url(data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-async def run_scenes(
-    store: StoreDep, queue: QueueDep, settings: SettingsDep, uploads: list[AcceptedUpload]
-) -> ScenesResult:
+async def run_scenes(submitter: JobSubmitter, uploads: list[AcceptedUpload]) -> ScenesResult:
     payload = ScenesPayload(images=[u.ref for u in uploads], speed=Speed.balanced)
-    job = await submit_job(store, queue, payload, uploads, total=len(uploads))
-    final: Job | None = await store.wait_for_final(job.id, settings.sync_timeout_seconds)
+    job = await submitter.submit(payload, uploads, len(uploads))
+    settings = submitter.settings
+    final: Job | None = await submitter.store.wait_for_final(job.id, settings.sync_timeout_seconds)
     if final is None or not final.status.is_final:
         raise JobTimeout(
             f"no answer within {settings.sync_timeout_seconds:.0f} s; the job goes on: "
@@ -122,18 +122,17 @@ SeedResponse = dict[str, Any]
 
 @router.post(
     "/classify",
-    responses=problems(413, 415, 422, 503),
+    responses=problems(401, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_multipart)],
 )
 async def seed_classify(
-    store: StoreDep,
-    queue: QueueDep,
+    submitter: SubmitterDep,
     settings: SettingsDep,
     image: Annotated[UploadFile, File(description="One image.")],
 ) -> SeedResponse:
     """Seed-compatible: classify one image and answer synchronously, as the seed's Flask app."""
     uploads = await accept_uploads([image], settings, field="image")
-    result = await run_scenes(store, queue, settings, uploads)
+    result = await run_scenes(submitter, uploads)
     entry = result.images[0]
     if entry.prediction is None:
         raise InvalidImage(entry.filename, entry.error.detail if entry.error else "", field="image")
@@ -142,18 +141,17 @@ async def seed_classify(
 
 @router.post(
     "/classify-batch",
-    responses=problems(413, 415, 422, 503),
+    responses=problems(401, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_multipart)],
 )
 async def seed_classify_batch(
-    store: StoreDep,
-    queue: QueueDep,
+    submitter: SubmitterDep,
     settings: SettingsDep,
     images: Annotated[list[UploadFile], File(description="The images of the dataset.")],
 ) -> SeedResponse:
     """Seed-compatible: classify a batch synchronously, with the dataset summary."""
     uploads = await accept_uploads(images, settings)
-    result = await run_scenes(store, queue, settings, uploads)
+    result = await run_scenes(submitter, uploads)
     classified = sum(1 for image in result.images if image.prediction is not None)
     return {
         "success": True,
@@ -162,8 +160,8 @@ async def seed_classify_batch(
     }
 
 
-@router.get("/scene-types")
-async def seed_scene_types() -> SeedResponse:
+@router.get("/scene-types", responses=problems(401))
+async def seed_scene_types(_: OwnerDep) -> SeedResponse:
     """Seed-compatible: the scene types with their descriptions."""
     taxonomy = load_default_taxonomy()
     return {

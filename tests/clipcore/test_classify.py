@@ -151,3 +151,34 @@ def test_model_specs(random_clip_dir: Path) -> None:
         resolve_model_source("/no/such/folder")
     cache = ClipCache()
     assert cache.get(str(random_clip_dir), "cpu") is cache.get(str(random_clip_dir), "cpu")
+
+
+def test_out_of_memory_halves_the_batch_then_fails_only_what_cannot_fit(
+    clip: LoadedClip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clipcore.batching import embed_fitting
+    from clipcore.encode import preprocess_images
+
+    pixels = preprocess_images(clip, [Image.new("RGB", (20, 20), (i, 0, 0)) for i in range(5)])
+    expected = embed_fitting(clip, pixels)
+    real = clip.model.get_image_features
+    sizes: list[int] = []
+
+    def small_device(pixel_values, **kwargs):
+        sizes.append(len(pixel_values))
+        if len(pixel_values) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(pixel_values=pixel_values, **kwargs)
+
+    monkeypatch.setattr(clip.model, "get_image_features", small_device)
+    halved = embed_fitting(clip, pixels)
+    assert sizes == [5, 2, 3, 1, 2]
+    for got, want in zip(halved, expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-5)
+
+    def nothing_fits(pixel_values, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(clip.model, "get_image_features", nothing_fits)
+    problems = embed_fitting(clip, pixels[:2])
+    assert [p.status for p in problems] == [507, 507]

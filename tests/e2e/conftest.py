@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -29,6 +31,7 @@ class Service:
     redis: redis.Redis
     env: dict[str, str]
     logs: Path
+    workers: list[subprocess.Popen] = field(default_factory=list)
 
     def wait_for(self, job_id: str, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
@@ -123,16 +126,46 @@ def service_env(redis_url: str, model: str, **overrides: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def service(
-    redis_url: str,
-    random_clip_dir: Path,
-    random_detector_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+@contextmanager
+def running_service(
+    env: dict[str, str], logs: Path, *, workers: int = 1, wait: bool = True
 ) -> Iterator[Service]:
-    """API + one worker on a random tiny CLIP, with small limits that tests can reach."""
-    logs = tmp_path_factory.mktemp("service-logs")
-    env = service_env(
+    """The API and ``workers`` worker processes with ``env``, stopped on exit."""
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    processes = [start_worker(env, logs / f"worker{i}.log", f"w{i}") for i in range(workers)]
+    api = start_api(env, port, logs / "api.log")
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    service = Service(
+        str(http.base_url), http, redis.Redis.from_url(env["CLIPQ_REDIS_URL"]), env, logs
+    )
+    service.workers = processes
+    try:
+        if wait:
+            wait_ready(http, [*processes, api], logs) if workers else wait_up(http, logs)
+        yield service
+    finally:
+        http.close()
+        stop(api)
+        for process in processes:
+            stop(process)
+
+
+def wait_up(http: httpx.Client, logs: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if http.get("/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the API did not start; see {logs}")
+
+
+@pytest.fixture(scope="session")
+def base_env(redis_url: str, random_clip_dir: Path, random_detector_dir: Path) -> dict[str, str]:
+    """Random tiny models and small limits that tests can reach."""
+    return service_env(
         redis_url,
         str(random_clip_dir),
         CLIPQ_BATCH_SIZE="2",
@@ -143,14 +176,67 @@ def service(
         CLIPQ_CROP_MIN_SCORE="0",
         CLIPQ_CROPS_PER_IMAGE="4",
     )
-    port = free_port()
-    worker = start_worker(env, logs / "worker.log")
-    api = start_api(env, port, logs / "api.log")
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+
+@pytest.fixture(scope="session")
+def service(
+    base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """API + one worker on random tiny models, shared by most end-to-end tests."""
+    with running_service(base_env, tmp_path_factory.mktemp("service-logs")) as service:
+        yield service
+
+
+class RedisServer:
+    """A redis-server of the test's own (port and data folder), with AOF persistence."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        command = [
+            shutil.which("redis-server") or "redis-server",
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            stdout=(self.folder / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        client = redis.Redis(port=self.port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start; see {self.folder / 'redis.log'}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # SIGTERM: Redis flushes its AOF and exits
+            self.process.wait(timeout=20)
+            self.process = None
+
+
+@contextmanager
+def private_redis(folder: Path) -> Iterator[RedisServer]:
+    server = RedisServer(folder)
+    server.start()
     try:
-        wait_ready(http, [worker, api], logs)
-        yield Service(http.base_url.__str__(), http, redis.Redis.from_url(redis_url), env, logs)
+        yield server
     finally:
-        http.close()
-        stop(api)
-        stop(worker)
+        server.stop()
+
+
+def env_on(base_env: dict[str, str], server: RedisServer, **overrides: str) -> dict[str, str]:
+    return {**base_env, "CLIPQ_REDIS_URL": server.url, **overrides}

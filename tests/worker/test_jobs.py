@@ -15,7 +15,7 @@ from worker.jobs import run_job
 
 @pytest.fixture
 def store(redis_url: str) -> WorkerStore:
-    return WorkerStore(redis.Redis.from_url(redis_url), ttl_seconds=120)
+    return WorkerStore(redis.Redis.from_url(redis_url), ttl_seconds=120, lease_seconds=2)
 
 
 def queued_job(store: WorkerStore) -> str:
@@ -124,6 +124,33 @@ def test_unexpected_errors_fail_the_job_without_leaking_details(store: WorkerSto
 def test_progress_never_recreates_an_expired_record(store: WorkerStore) -> None:
     job_id = queued_job(store)
     store.redis.delete(job_key(job_id))
-    assert store.progress(job_id, 5) is None
+    assert store.beat(job_id, "lease", 5) is None
     assert not store.redis.exists(job_key(job_id))
-    assert store.start(job_id) == -1
+    assert store.start(job_id, "lease") == -1
+
+
+def test_a_fresh_lease_turns_away_a_duplicate_delivery(store: WorkerStore) -> None:
+    job_id = queued_job(store)
+    assert store.start(job_id, "first") == 1
+    assert store.start(job_id, "second") == -3
+    # Only the lease holder may record progress or a result.
+    assert store.beat(job_id, "second", 1) == "lost"
+    assert not store.succeed(job_id, "second", result())
+    assert store.succeed(job_id, "first", result())
+
+
+def test_a_stale_job_is_requeued_then_failed_after_max_attempts(store: WorkerStore) -> None:
+    store.max_attempts = 2
+    job_id = queued_job(store)
+    assert store.start(job_id, "a") == 1
+    assert store.stale_jobs() == [] and store.requeue(job_id) == 0  # lease still fresh
+    store.redis.hset(job_key(job_id), "heartbeat_at", 0)  # its worker died long ago
+    store.redis.zadd("clipq:jobs:running", {job_id: 0})
+    assert job_id in store.stale_jobs()
+    assert store.requeue(job_id) == 1
+    assert job(store, job_id).status == JobStatus.queued
+    assert store.start(job_id, "b") == 1 and job(store, job_id).attempts == 2
+    store.redis.hset(job_key(job_id), "heartbeat_at", 0)
+    assert store.requeue(job_id) == -2
+    failed = job(store, job_id)
+    assert failed.status == JobStatus.failed and failed.error.type == "/problems/worker-lost"
