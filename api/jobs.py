@@ -19,6 +19,7 @@ from redis import RedisError
 
 from api.auth import OwnerDep
 from api.deps import QueueDep, SettingsDep, StoreDep
+from api.metrics import record_submit
 from api.uploads import AcceptedUpload
 from api.webhooks import check_callback_url
 from clipcore.contracts import Job, JobPayload
@@ -119,6 +120,7 @@ class JobSubmitter:
         except BaseException:
             await self.store.release_queue_place(job_id)
             raise
+        await record_submit(self.store.redis, str(payload.kind))
         try:
             await self.queue.enqueue(payload.kind, job_id)
         except (KombuError, RedisError, OSError) as exc:

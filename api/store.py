@@ -239,6 +239,9 @@ class ApiStore:
     async def queue_depth(self) -> int:
         return int(await self.redis.zcard(QUEUED_KEY))
 
+    async def running_count(self) -> int:
+        return int(await self.redis.zcard(RUNNING_KEY))
+
     async def create_job(
         self,
         job_id: str,

@@ -7,9 +7,11 @@ model works on batch *n*, so the device does not wait for Pillow.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -89,6 +91,18 @@ def embed_fitting(clip: LoadedClip, pixel_values: torch.Tensor) -> list[torch.Te
         return embed_fitting(clip, pixel_values[:half]) + embed_fitting(clip, pixel_values[half:])
 
 
+class EmbeddingStore(Protocol):
+    """Image embeddings kept by content address, so a re-submitted image costs no forward pass."""
+
+    def get_many(self, hashes: Sequence[str]) -> list[torch.Tensor | None]: ...
+
+    def put_many(self, embeddings: dict[str, torch.Tensor]) -> None: ...
+
+
+class BatchObserver(Protocol):
+    def __call__(self, images: int, seconds: float) -> None: ...
+
+
 def embed_uploads(
     clip: LoadedClip,
     uploads: Sequence[Upload],
@@ -96,25 +110,41 @@ def embed_uploads(
     batch_size: int,
     max_pixels: int,
     on_progress: Callable[[int], None] = lambda done: None,
+    cache: EmbeddingStore | None = None,
+    observe: BatchObserver | None = None,
 ) -> list[torch.Tensor | Problem]:
     """Embed every upload; returns, per upload, a unit embedding or the problem that stopped it.
 
+    Embeddings found in ``cache`` are used as they are; new ones are added to it.
     ``on_progress(done)`` runs after each batch; it may raise (e.g. to cancel the job).
+    ``observe(images, seconds)`` is told the size and forward time of each batch.
     """
-    results: list[torch.Tensor | Problem] = [Problem(title="not processed", status=500)] * len(
-        uploads
-    )
-    done = 0
-    for batch in _prepared_batches(clip, uploads, batch_size, max_pixels):
+    results: list[torch.Tensor | Problem | None] = [None] * len(uploads)
+    if cache is not None:
+        results = list(cache.get_many([upload.sha256 for upload in uploads]))
+    todo = [i for i, item in enumerate(results) if item is None]
+    done = len(uploads) - len(todo)
+    if done:
+        on_progress(done)
+    fresh: dict[str, torch.Tensor] = {}
+    pending = [uploads[i] for i in todo]
+    for batch in _prepared_batches(clip, pending, batch_size, max_pixels):
         for position, problem in batch.errors.items():
-            results[position] = problem
+            results[todo[position]] = problem
         if batch.pixel_values is not None:
+            started = time.perf_counter()
             embeddings = embed_fitting(clip, batch.pixel_values)
+            if observe is not None:
+                observe(len(batch.indices), time.perf_counter() - started)
             for position, item in zip(batch.indices, embeddings, strict=True):
-                results[position] = item
+                results[todo[position]] = item
+                if isinstance(item, torch.Tensor):
+                    fresh[pending[position].sha256] = item
         done += batch.size
         on_progress(done)
-    return results
+    if cache is not None and fresh:
+        cache.put_many(fresh)
+    return results  # type: ignore[return-value]
 
 
 def stack_embedded(embedded: Sequence[torch.Tensor | Problem]) -> tuple[list[int], torch.Tensor]:

@@ -6,7 +6,13 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from clipcore.batching import Upload, embed_uploads, stack_embedded
+from clipcore.batching import (
+    BatchObserver,
+    EmbeddingStore,
+    Upload,
+    embed_uploads,
+    stack_embedded,
+)
 from clipcore.clip_model import LoadedClip
 from clipcore.contracts import ClassifiedImage, LabelScore, Problem
 from clipcore.encode import EmbeddingCache, embed_texts
@@ -69,11 +75,19 @@ def classify_uploads(
     batch_size: int,
     max_pixels: int,
     on_progress: Callable[[int], None] = lambda done: None,
+    image_cache: EmbeddingStore | None = None,
+    observe: BatchObserver | None = None,
 ) -> list[ClassifiedImage]:
     """Classify each upload against ``labels``; an undecodable image gets an error, not a crash."""
     classifier = cached_classifier(cache, clip, labels, [prompt_template])
     embedded = embed_uploads(
-        clip, uploads, batch_size=batch_size, max_pixels=max_pixels, on_progress=on_progress
+        clip,
+        uploads,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        on_progress=on_progress,
+        cache=image_cache,
+        observe=observe,
     )
     positions, matrix = stack_embedded(embedded)
     ranked: dict[int, list[LabelScore]] = {}

@@ -18,7 +18,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from clipcore.batching import Upload, embed_uploads, stack_embedded
+from clipcore.batching import (
+    BatchObserver,
+    EmbeddingStore,
+    Upload,
+    embed_uploads,
+    stack_embedded,
+)
 from clipcore.classify import build_zero_shot_classifier, zero_shot_probabilities
 from clipcore.clip_model import LoadedClip, load_clip
 from clipcore.contracts import Problem, SceneImage, ScenesResult, TaxonomyRef
@@ -61,11 +67,19 @@ def classify_scene_uploads(
     batch_size: int,
     max_pixels: int,
     on_progress: Callable[[int], None] = lambda done: None,
+    image_cache: EmbeddingStore | None = None,
+    observe: BatchObserver | None = None,
 ) -> ScenesResult:
     """Each upload's scene and matcher; with two or more classified images, the dataset summary."""
     scenes = cached_scene_embeddings(cache, clip, taxonomy)
     embedded = embed_uploads(
-        clip, uploads, batch_size=batch_size, max_pixels=max_pixels, on_progress=on_progress
+        clip,
+        uploads,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        on_progress=on_progress,
+        cache=image_cache,
+        observe=observe,
     )
     positions, matrix = stack_embedded(embedded)
     predictions: dict[int, SceneImageResult] = {}

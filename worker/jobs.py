@@ -21,6 +21,7 @@ from types import TracebackType
 from celery.exceptions import SoftTimeLimitExceeded
 from redis import RedisError
 
+from api.metrics import record_finish
 from api.store import WorkerStore
 from clipcore.batching import Upload
 from clipcore.contracts import ImageRef, JobPayload, JobResult, JobStatus, Problem
@@ -96,9 +97,22 @@ def run_job(
     ``notify(job_id)`` runs once the job has ended here with a result or a failure.
     """
     status = _run(store, job_id, parse, work)
-    if status in (JobStatus.succeeded, JobStatus.failed) and store.callback_url(job_id):
-        notify(job_id)
+    if status in (JobStatus.succeeded, JobStatus.failed):
+        _count_finished(store, job_id)
+        if store.callback_url(job_id):
+            notify(job_id)
     return status
+
+
+def _count_finished(store: WorkerStore, job_id: str) -> None:
+    job = store.job(job_id)
+    if job is None or job.finished_at is None:
+        return
+    latency = (job.finished_at - job.created_at).total_seconds()
+    try:
+        record_finish(store.redis, str(job.kind), str(job.status), latency)
+    except RedisError:
+        log.warning("could not record metrics of job %s", job_id)
 
 
 def _run(

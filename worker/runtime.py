@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 
 import redis
 import torch
+from redis import RedisError
 
 from api.collection_store import Collections
+from api.metrics import record_batch
 from api.store import WorkerStore
 from clipcore.clip_model import ClipCache, LoadedClip, select_device
 from clipcore.detector import load_detector
@@ -15,6 +18,9 @@ from clipcore.encode import EmbeddingCache
 from clipcore.errors import ModelLoadError
 from clipcore.settings import get_settings
 from worker.collections import CollectionIndexes
+from worker.embedding_cache import RedisEmbeddingStore
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -46,6 +52,24 @@ def collections() -> Collections:
 @cache
 def indexes() -> CollectionIndexes:
     return CollectionIndexes(collections())
+
+
+def image_cache() -> RedisEmbeddingStore:
+    settings = get_settings()
+    return _image_cache(settings.clip_model, settings.job_ttl_seconds)
+
+
+@cache
+def _image_cache(model: str, ttl: int) -> RedisEmbeddingStore:
+    return RedisEmbeddingStore(store().redis, model, ttl)
+
+
+def observe_batch(images: int, seconds: float) -> None:
+    """Count a forward pass in the service metrics (a metrics hiccup never fails a job)."""
+    try:
+        record_batch(store().redis, images, seconds)
+    except RedisError:
+        log.warning("could not record batch metrics")
 
 
 def detector() -> torch.nn.Module:

@@ -60,6 +60,8 @@ def classify(job_id: str) -> str | None:
             batch_size=settings.batch_size,
             max_pixels=settings.max_image_pixels,
             on_progress=progress,
+            image_cache=runtime.image_cache(),
+            observe=runtime.observe_batch,
         )
         return ClassifyResult(model=clip.model_id, images=images)
 
@@ -81,6 +83,8 @@ def scenes(job_id: str) -> str | None:
             batch_size=settings.batch_size,
             max_pixels=settings.max_image_pixels,
             on_progress=progress,
+            image_cache=runtime.image_cache(),
+            observe=runtime.observe_batch,
         )
 
     return _run_job(job_id, ScenesPayload.model_validate_json, work)

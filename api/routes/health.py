@@ -1,13 +1,15 @@
-"""Liveness and readiness, for load balancers and orchestrators (never behind a key)."""
+"""Liveness, readiness and metrics, for load balancers and monitoring (never behind a key)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from api.deps import StoreDep
+from api.metrics import render
 
 router = APIRouter(tags=["health"])
 
@@ -42,3 +44,17 @@ async def readyz(store: StoreDep) -> Readiness | JSONResponse:
     if ready:
         return body
     return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
+
+
+@router.get(
+    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+)
+async def metrics(store: StoreDep) -> Response:
+    """Prometheus metrics: jobs by kind and status, queue depth, batch sizes, images per second,
+    job latency."""
+    gauges = {
+        "clipq_queue_depth": await store.queue_depth(),
+        "clipq_jobs_running": await store.running_count(),
+        "clipq_workers_alive": len(await store.workers_alive()),
+    }
+    return Response(await render(store.redis, gauges), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from api.auth import OwnerDep
 from api.deps import QueueDep, SettingsDep, StoreDep
 from api.jobs import POLL_AFTER_SECONDS
+from api.metrics import record_cancelled
 from api.openapi import problems
 from clipcore.contracts import Job
 from clipcore.errors import Conflict, InvalidInput, NotFound
@@ -58,6 +59,7 @@ async def cancel_job(job_id: JobId, store: StoreDep, queue: QueueDep, owner: Own
         raise _unknown(job_id)
     if outcome == 0:
         raise Conflict(f"job {job_id} has already finished ({job.status})")
+    await record_cancelled(store.redis, str(job.kind))
     if await store.callback_url(job_id):
         await queue.notify(job_id)
     return job
