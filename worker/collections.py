@@ -122,9 +122,11 @@ def ingest(
     """Embed new images (with their crops) and append them; known bytes are duplicates."""
     collection = require_collection(store, payload.collection_id, settings.clip_model)
     known = store.known_images(payload.collection_id, [item.sha256 for item in payload.images])
-    fresh = list(
-        {item.sha256: item for item, k in zip(payload.images, known, strict=True) if not k}.values()
-    )
+    first_of: dict[str, IngestItem] = {}
+    for item, image_id in zip(payload.images, known, strict=True):
+        if not image_id:
+            first_of.setdefault(item.sha256, item)  # the same bytes twice: the first is added
+    fresh = list(first_of.values())
     fresh_ids = {id(item) for item in fresh}
     duplicates = len(payload.images) - len(fresh)
     crops = CropSettings(

@@ -68,6 +68,15 @@ def test_reingesting_the_same_bytes_is_deduplicated(service: Service, filled: di
     assert service.http.get(f"/v1/collections/{filled['id']}").json()["image_count"] == 6
 
 
+def test_the_same_bytes_twice_in_one_upload(service: Service) -> None:
+    collection = create(service, "twice")
+    data = png_bytes((3, 4, 5))
+    job = ingest(service, collection["id"], [("first.png", data), ("second.png", data)])
+    first, second = job["result"]["images"]
+    assert (first["status"], second["status"]) == ("added", "duplicate")
+    assert first["image_id"] == second["image_id"]
+
+
 def test_broken_images_fail_alone(service: Service) -> None:
     collection = create(service, "mixed")
     job = ingest(
