@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # These torch/torchvision builds are the ones this project is tested with.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench loadtest clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Against a running service (`make run` in another terminal): 2,000 requests at concurrency 32.
+loadtest: install
+	$(PY) bench/loadtest.py --url $${CLIPQ_URL:-http://127.0.0.1:8080} --requests 2000 --concurrency 32
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -14,6 +14,7 @@ from clipcore.contracts import Problem
 OCTET_STREAM = "application/octet-stream"
 
 _DESCRIPTIONS = {
+    400: "Malformed request body (not parseable as multipart/form-data or JSON)",
     401: "Missing or invalid API key (when the service requires keys)",
     404: "Unknown id",
     409: "Conflict with the resource's state",

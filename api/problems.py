@@ -12,7 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clipcore.contracts import FieldError, Problem
-from clipcore.errors import ClipqError, InvalidInput, ServiceUnavailable
+from clipcore.errors import ClipqError, InvalidInput, MalformedBody, ServiceUnavailable
 
 PROBLEM_JSON = "application/problem+json"
 REDIS_RETRY_AFTER_SECONDS = 5
@@ -58,6 +58,8 @@ async def _clipq_error(request: Request, exc: ClipqError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return _render(request, MalformedBody("the body is not valid JSON").to_problem())
     errors = [
         FieldError(field=_field_name(tuple(error["loc"])), message=error["msg"])
         for error in exc.errors()
@@ -67,6 +69,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:  # Starlette could not parse the body (multipart, bytes, ...)
+        return _render(request, MalformedBody(str(exc.detail)).to_problem())
     problem = Problem(title=_title(exc.status_code), status=exc.status_code, detail=exc.detail)
     return _render(request, problem, getattr(exc, "headers", None))
 

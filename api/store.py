@@ -170,6 +170,40 @@ return 1
 """
 
 
+# KEYS: queued, running. ARGV: now iso, now epoch, lease, max attempts, image budget, most
+# jobs, scan depth, job key prefix, kinds (comma-framed: ',classify,scenes,').
+# Cross-job batching: take queued jobs of those kinds, oldest first, whose images fit in
+# what is left of the budget, under ``lease`` with START's effects (status, lease, heartbeat,
+# attempts, ZREM queued, ZADD running). Returns id, images, id, images… of the jobs taken.
+# Jobs out of attempts are left for their own delivery's START to fail. The job hashes are
+# reached from the ids in the queue, not declared in KEYS: fine on one Redis (or Sentinel),
+# not on Redis Cluster.
+CLAIM_SCRIPT = """
+local budget = tonumber(ARGV[5])
+local most = tonumber(ARGV[6])
+local claimed = {}
+if budget <= 0 or most <= 0 then return claimed end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[7]) - 1)) do
+  local key = ARGV[8] .. id
+  local f = redis.call('HMGET', key, 'status', 'kind', 'progress_total', 'attempts')
+  local total = tonumber(f[3]) or 0
+  if f[1] == 'queued' and string.find(ARGV[9], ',' .. (f[2] or '') .. ',', 1, true)
+      and total > 0 and total <= budget and (tonumber(f[4]) or 0) < tonumber(ARGV[4]) then
+    redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[1], 'lease', ARGV[3],
+      'heartbeat_at', ARGV[2], 'progress_done', 0)
+    redis.call('HINCRBY', key, 'attempts', 1)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = total
+    budget = budget - total
+    if budget <= 0 or #claimed >= 2 * most then break end
+  end
+end
+return claimed
+"""
+
+
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -347,6 +381,7 @@ class WorkerStore:
         self._beat = client.register_script(BEAT_SCRIPT)
         self._finish = client.register_script(FINISH_SCRIPT)
         self._requeue = client.register_script(REQUEUE_SCRIPT)
+        self._claim = client.register_script(CLAIM_SCRIPT)
 
     def payload(self, job_id: str) -> str | None:
         return _text(self.redis.hget(job_key(job_id), "payload"))
@@ -363,6 +398,34 @@ class WorkerStore:
             problem,
         ]
         return int(self._start(keys=_job_keys(job_id), args=args))
+
+    def claim(
+        self,
+        lease: str,
+        kinds: Iterable[JobKind],
+        budget: int,
+        most: int,
+        scan: int = 256,
+    ) -> list[tuple[str, int]]:
+        """Take queued jobs of ``kinds`` with at most ``budget`` images in all (at most ``most``
+        jobs, among the ``scan`` oldest queued) as :meth:`start` would: (id, images) each."""
+        args = [
+            now().isoformat(),
+            time.time(),
+            lease,
+            self.max_attempts,
+            budget,
+            most,
+            scan,
+            job_key(""),
+            "," + ",".join(str(kind) for kind in kinds) + ",",
+        ]
+        flat = self._claim(keys=[QUEUED_KEY, RUNNING_KEY], args=args)
+        return [(_text(flat[i]) or "", int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def total(self, job_id: str) -> int:
+        """The number of images (or items) of the job; 0 if it is gone."""
+        return int(self.redis.hget(job_key(job_id), "progress_total") or 0)
 
     def beat(self, job_id: str, lease: str, done: int | None = None) -> str | None:
         """Renew the lease (and record progress); returns the status, or 'lost'."""

@@ -45,6 +45,12 @@ class ClipqError(Exception):
         )
 
 
+class MalformedBody(ClipqError):
+    status = 400
+    slug = "malformed-body"
+    title = "Malformed request body"
+
+
 class InvalidInput(ClipqError):
     status = 422
     slug = "invalid-input"

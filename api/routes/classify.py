@@ -54,7 +54,7 @@ def check_template(template: str) -> str:
     status_code=202,
     dependencies=[Depends(require_multipart)],
     response_model=Job,
-    responses=problems(401, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 413, 415, 422, 429, 503),
 )
 async def create_classify_job(
     response: Response,

@@ -39,7 +39,7 @@ async def existing(collections: CollectionsDep, collection_id: str, owner: str) 
     return collection
 
 
-@router.post("", status_code=201, response_model=Collection, responses=problems(422))
+@router.post("", status_code=201, response_model=Collection, responses=problems(400, 401, 422))
 async def create_collection(
     body: CollectionCreate,
     collections: CollectionsDep,
@@ -55,19 +55,19 @@ async def create_collection(
     return collection
 
 
-@router.get("", response_model=list[Collection])
+@router.get("", response_model=list[Collection], responses=problems(401))
 async def list_collections(collections: CollectionsDep, owner: OwnerDep) -> list[Collection]:
     return await collections.list(owner)
 
 
-@router.get("/{collection_id}", response_model=Collection, responses=problems(404))
+@router.get("/{collection_id}", response_model=Collection, responses=problems(401, 404, 422))
 async def get_collection(
     collection_id: str, collections: CollectionsDep, owner: OwnerDep
 ) -> Collection:
     return await existing(collections, collection_id, owner)
 
 
-@router.delete("/{collection_id}", status_code=204, responses=problems(404))
+@router.delete("/{collection_id}", status_code=204, responses=problems(401, 404, 422))
 async def delete_collection(
     collection_id: str, collections: CollectionsDep, owner: OwnerDep
 ) -> RawResponse:
@@ -114,7 +114,7 @@ def parse_metadata(metadata: list[str] | None, count: int) -> list[dict[str, Any
     "/{collection_id}/images",
     status_code=202,
     response_model=Job,
-    responses=problems(401, 404, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 404, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_multipart)],
 )
 async def ingest_images(
@@ -153,7 +153,9 @@ async def ingest_images(
     return accepted(response, job)
 
 
-@router.get("/{collection_id}/images", response_model=CollectionImagePage, responses=problems(404))
+@router.get(
+    "/{collection_id}/images", response_model=CollectionImagePage, responses=problems(401, 404, 422)
+)
 async def list_images(
     collection_id: str,
     collections: CollectionsDep,
@@ -169,7 +171,7 @@ async def list_images(
 @router.get(
     "/{collection_id}/images/{image_id}/thumbnail",
     response_class=RawResponse,
-    responses={200: {"content": {"image/jpeg": {}}}, **problems(404)},
+    responses={200: {"content": {"image/jpeg": {}}}, **problems(401, 404, 422)},
 )
 async def get_thumbnail(
     collection_id: str, image_id: str, collections: CollectionsDep
@@ -184,7 +186,7 @@ async def get_thumbnail(
     "/{collection_id}/search",
     status_code=202,
     response_model=Job,
-    responses=problems(401, 404, 422, 429, 503),
+    responses=problems(400, 401, 404, 422, 429, 503),
 )
 async def search_collection(
     collection_id: str,
@@ -211,7 +213,7 @@ async def search_collection(
     "/{collection_id}/evaluate",
     status_code=202,
     response_model=Job,
-    responses=problems(401, 404, 422, 429, 503),
+    responses=problems(400, 401, 404, 422, 429, 503),
 )
 async def evaluate_collection(
     collection_id: str,

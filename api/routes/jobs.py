@@ -48,7 +48,7 @@ async def get_job(
     return job
 
 
-@router.delete("/{job_id}", response_model=Job, responses=problems(401, 404, 409))
+@router.delete("/{job_id}", response_model=Job, responses=problems(401, 404, 409, 422))
 async def cancel_job(job_id: JobId, store: StoreDep, queue: QueueDep, owner: OwnerDep) -> Job:
     """Cancel a queued or running job; a running one stops after its current batch."""
     if await store.get_job(job_id, owner) is None:

@@ -35,7 +35,7 @@ def taxonomy_from_form(text: str | None) -> Taxonomy | None:
     "/scenes",
     status_code=202,
     response_model=Job,
-    responses=problems(401, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_multipart)],
 )
 async def create_scenes_job(

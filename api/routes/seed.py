@@ -122,7 +122,7 @@ SeedResponse = dict[str, Any]
 
 @router.post(
     "/classify",
-    responses=problems(401, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_multipart)],
 )
 async def seed_classify(
@@ -141,7 +141,7 @@ async def seed_classify(
 
 @router.post(
     "/classify-batch",
-    responses=problems(401, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 413, 415, 422, 429, 503),
     dependencies=[Depends(require_multipart)],
 )
 async def seed_classify_batch(

@@ -180,14 +180,26 @@ def test_bad_requests(service: Service, filled: dict, case: str) -> None:
     assert response.headers["content-type"] == "application/problem+json"
 
 
-def test_malformed_json_is_a_422(service: Service, filled: dict) -> None:
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe\x11"])
+def test_malformed_json_is_a_400_problem(service: Service, filled: dict, body: bytes) -> None:
     response = service.http.post(
         f"/v1/collections/{filled['id']}/search",
-        content=b"{not json",
+        content=body,
         headers={"content-type": "application/json"},
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/malformed-body"
+
+
+def test_broken_multipart_is_a_400_problem(service: Service) -> None:
+    response = service.http.post(
+        "/v1/classify",
+        content=b"--X\r\nTrue--X--\r\n",
+        headers={"content-type": "multipart/form-data; boundary=X"},
+    )
+    assert response.status_code == 400
+    assert response.json()["type"] == "/problems/malformed-body"
 
 
 def test_label_and_metadata_counts_must_match(service: Service, filled: dict) -> None:
