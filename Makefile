@@ -20,6 +20,7 @@ run: install
 
 test: install
 	scripts/ensure-redis.sh
+	scripts/install-browser.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q

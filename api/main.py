@@ -14,6 +14,7 @@ from api.openapi import install_openapi, operation_id
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
 from api.routes import classify, collections, health, jobs, scenes, seed
+from api.routes.web import mount_web
 from api.store import ApiStore
 from clipcore.settings import Settings, get_settings
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     for module in (classify, scenes, collections, jobs, health, seed):
         app.include_router(module.router)
+    mount_web(app)  # GET / and /static/…, outside the OpenAPI document
     return app
 
 
