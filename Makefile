@@ -33,6 +33,11 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Throughput, latency, retrieval scaling and memory with a ViT-B/32-sized model (several minutes).
+bench: install
+	scripts/ensure-redis.sh
+	$(PY) -m bench.run_all
+
 # Against a running service (`make run` in another terminal): 2,000 requests at concurrency 32.
 loadtest: install
 	$(PY) bench/loadtest.py --url $${CLIPQ_URL:-http://127.0.0.1:8080} --requests 2000 --concurrency 32

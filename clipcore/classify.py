@@ -78,7 +78,12 @@ def classify_uploads(
     image_cache: EmbeddingStore | None = None,
     observe: BatchObserver | None = None,
 ) -> list[ClassifiedImage]:
-    """Classify each upload against ``labels``; an undecodable image gets an error, not a crash."""
+    """Classify each upload against ``labels``; an undecodable image gets an error, not a crash.
+
+    The two halves, :func:`embed_uploads` and :func:`classify_embedded`, are also used
+    apart: a worker embeds the images of several jobs in one model batch, then
+    classifies each job's share against its own labels.
+    """
     classifier = cached_classifier(cache, clip, labels, [prompt_template])
     embedded = embed_uploads(
         clip,
@@ -89,10 +94,29 @@ def classify_uploads(
         cache=image_cache,
         observe=observe,
     )
+    return classify_embedded(
+        uploads, embedded, classifier, clip.logit_scale, labels=labels, top_k_labels=top_k_labels
+    )
+
+
+def classify_embedded(
+    uploads: Sequence[Upload],
+    embedded: Sequence[torch.Tensor | Problem],
+    classifier: torch.Tensor,
+    logit_scale: float,
+    *,
+    labels: Sequence[str],
+    top_k_labels: int,
+) -> list[ClassifiedImage]:
+    """Rank ``labels`` for uploads already embedded.
+
+    ``embedded`` holds, per upload, its unit embedding or the problem that stopped it;
+    ``classifier`` is the (labels, dim) matrix of :func:`build_zero_shot_classifier`.
+    """
     positions, matrix = stack_embedded(embedded)
     ranked: dict[int, list[LabelScore]] = {}
     if positions:
-        probabilities = zero_shot_probabilities(matrix, classifier, clip.logit_scale)
+        probabilities = zero_shot_probabilities(matrix, classifier, logit_scale)
         ranked = dict(zip(positions, top_k(probabilities, labels, top_k_labels), strict=True))
     return [
         ClassifiedImage(

@@ -70,7 +70,11 @@ def classify_scene_uploads(
     image_cache: EmbeddingStore | None = None,
     observe: BatchObserver | None = None,
 ) -> ScenesResult:
-    """Each upload's scene and matcher; with two or more classified images, the dataset summary."""
+    """Each upload's scene and matcher; with two or more classified images, the dataset summary.
+
+    :func:`embed_uploads` followed by :func:`scenes_from_embedded`; a worker also calls
+    the two apart, to embed several jobs' images in one model batch.
+    """
     scenes = cached_scene_embeddings(cache, clip, taxonomy)
     embedded = embed_uploads(
         clip,
@@ -81,6 +85,34 @@ def classify_scene_uploads(
         cache=image_cache,
         observe=observe,
     )
+    return scenes_from_embedded(
+        clip,
+        uploads,
+        embedded,
+        scenes,
+        taxonomy=taxonomy,
+        speed=speed,
+        min_confidence=min_confidence,
+        min_margin=min_margin,
+    )
+
+
+def scenes_from_embedded(
+    clip: LoadedClip,
+    uploads: Sequence[Upload],
+    embedded: Sequence[torch.Tensor | Problem],
+    scenes: torch.Tensor,
+    *,
+    taxonomy: Taxonomy,
+    speed: Speed,
+    min_confidence: float,
+    min_margin: float,
+) -> ScenesResult:
+    """The scenes result for uploads already embedded.
+
+    ``embedded`` holds, per upload, its unit embedding or the problem that stopped it;
+    ``scenes`` is the (scenes, dim) matrix of :func:`build_scene_embeddings` for ``taxonomy``.
+    """
     positions, matrix = stack_embedded(embedded)
     predictions: dict[int, SceneImageResult] = {}
     if positions:

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
         "auto", description="Torch device for the worker; 'auto' is cuda when available."
     )
     batch_size: int = Field(32, ge=1, le=4096, description="Images per forward pass.")
+    batch_wait_ms: float = Field(
+        10,
+        ge=0,
+        le=1000,
+        description="Cross-job batching: how long a worker starting a small classify or scenes "
+        "job keeps gathering other queued small jobs into the same model batch (at most "
+        "batch_size images). A job with no other job queued starts at once; 0 claims only "
+        "what is queued already.",
+    )
     max_upload_bytes: int = Field(
         64 * 1024 * 1024, ge=1, description="Largest request body the API accepts (413 past it)."
     )

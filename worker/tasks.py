@@ -32,7 +32,7 @@ from clipcore.retrieval_models import (
 from clipcore.scene_classifier import classify_scene_uploads
 from clipcore.settings import get_settings
 from clipcore.taxonomy import load_default_taxonomy
-from worker import collections, runtime
+from worker import collections, cross_batching, runtime
 from worker.celery_app import app
 from worker.jobs import ProgressCallback, load_uploads, run_job
 
@@ -45,8 +45,28 @@ def _run_job(
     return run_job(runtime.store(), job_id, parse, work, notify=lambda j: webhook.delay(j))
 
 
+def _models() -> cross_batching.Models:
+    return cross_batching.Models(
+        runtime.clip(), runtime.text_cache(), runtime.image_cache(), runtime.observe_batch
+    )
+
+
+def _is_small(job_id: str) -> bool:
+    return cross_batching.is_small(runtime.store(), job_id, get_settings().batch_size)
+
+
+def _run_batched(job_id: str) -> JobStatus | None:
+    """A job smaller than one model batch runs with the small jobs queued behind it."""
+    return cross_batching.run_batched(
+        runtime.store(), job_id, get_settings(), _models, notify=lambda j: webhook.delay(j)
+    )
+
+
 @app.task(name=TASK_NAMES[JobKind.classify])
 def classify(job_id: str) -> str | None:
+    if _is_small(job_id):
+        return _run_batched(job_id)
+
     def work(payload: ClassifyPayload, progress: ProgressCallback) -> ClassifyResult:
         settings = get_settings()
         clip = runtime.clip()
@@ -70,6 +90,9 @@ def classify(job_id: str) -> str | None:
 
 @app.task(name=TASK_NAMES[JobKind.scenes])
 def scenes(job_id: str) -> str | None:
+    if _is_small(job_id):
+        return _run_batched(job_id)
+
     def work(payload: ScenesPayload, progress: ProgressCallback) -> ScenesResult:
         settings = get_settings()
         return classify_scene_uploads(
