@@ -1,0 +1,1 @@
+"""Training commands for clipq's embedded models: ``python -m clipcore.train clip|detector``."""

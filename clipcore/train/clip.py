@@ -1,0 +1,591 @@
+"""Train the embedded tiny CLIP on the generated world.
+
+Recipe (see ``ClipRecipe``): a ``transformers`` ``CLIPModel`` from a small ``CLIPConfig``
+(ViT 64 px / patch 8, hidden 128 x 4 layers; text hidden 128 x 4 layers; projection 128),
+trained from scratch with
+
+- multi-positive InfoNCE: a caption is a positive for every image in the batch that it
+  correctly describes (``clipcore.world.claim_holds``), in both directions;
+- an auxiliary multi-label loss on the vision tower's pooled output (which of the 30
+  colour x shape kinds are in the image), from a linear head that is thrown away — it gives
+  the vision tower a direct signal for shape, which contrastive learning alone finds slowly;
+- a curriculum: at first every sample is "easy" (one medium or large object, caption
+  "a photo of a {colour} {shape}"); the easy share falls linearly to a floor, the rest being
+  the full world (1-6 objects of any size, all caption kinds);
+- images rendered at 64 px, or at a larger size and resized to 64 px like the processor does,
+  so the model sees both renderings.
+
+The output folder loads with ``CLIPModel.from_pretrained`` / ``CLIPProcessor.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from clipcore import world
+from clipcore.train.tokenizer import caption_corpus, train_tokenizer
+
+IMAGE_MEAN = [0.5, 0.5, 0.5]
+IMAGE_STD = [0.5, 0.5, 0.5]
+COLOUR_INDEX = {c: i for i, c in enumerate(world.COLOURS)}
+SHAPE_INDEX = {s: i for i, s in enumerate(world.SHAPES)}
+SIZE_INDEX = {None: 0, "small": 1, "large": 2}
+H_INDEX = {None: 0, "left": 1, "right": 2, "center": 3}
+V_INDEX = {None: 0, "top": 1, "bottom": 2, "center": 3}
+
+
+@dataclass
+class ClipRecipe:
+    seed: int = 0
+    steps: int = 3000
+    batch_size: int = 128
+    image_size: int = 48
+    patch_size: int = 6
+    vision_hidden: int = 128
+    vision_layers: int = 4
+    text_hidden: int = 128
+    text_layers: int = 4
+    heads: int = 4
+    projection_dim: int = 128
+    max_text_length: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    aux_weight: float = 1.0
+    curriculum_steps: int = 800
+    easy_floor: float = 0.35
+    easy_scale: tuple = (0.35, 0.7)
+    direct_render_p: float = 0.5
+    bf16: bool = False  # CPU autocast for the forward pass (faster steps, untested for accuracy)
+    eval_every: int = 250
+    eval_count: int = 300
+    # continue from a saved model folder (a second stage: its tokenizer, processor and weights)
+    init_from: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def build_clip(recipe: ClipRecipe, tokenizer):
+    from transformers import CLIPConfig, CLIPModel
+
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe.text_hidden,
+        intermediate_size=4 * recipe.text_hidden,
+        num_hidden_layers=recipe.text_layers,
+        num_attention_heads=recipe.heads,
+        max_position_embeddings=recipe.max_text_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        projection_dim=recipe.projection_dim,
+    )
+    vision = dict(
+        hidden_size=recipe.vision_hidden,
+        intermediate_size=4 * recipe.vision_hidden,
+        num_hidden_layers=recipe.vision_layers,
+        num_attention_heads=recipe.heads,
+        image_size=recipe.image_size,
+        patch_size=recipe.patch_size,
+        projection_dim=recipe.projection_dim,
+    )
+    config = CLIPConfig(
+        text_config=text, vision_config=vision, projection_dim=recipe.projection_dim
+    )
+    assert config.text_config.eos_token_id == tokenizer.eos_token_id != 2
+    return CLIPModel(config)
+
+
+def build_processor(tokenizer, image_size: int):
+    from transformers import CLIPImageProcessor, CLIPProcessor
+
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        image_mean=IMAGE_MEAN,
+        image_std=IMAGE_STD,
+        do_convert_rgb=True,
+    )
+    return CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    arr = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 255.0
+    t = torch.from_numpy(arr).permute(0, 3, 1, 2)
+    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+    return (t - mean) / std
+
+
+class ObjectTable:
+    """The objects of a batch of scenes as arrays, to check many claims at once."""
+
+    def __init__(self, scenes_objects: list[list[world.WorldObject]]):
+        rows = [
+            (
+                i,
+                COLOUR_INDEX[o.colour],
+                SHAPE_INDEX[o.shape],
+                SIZE_INDEX[o.size_word],
+                H_INDEX[o.position[0]],
+                V_INDEX[o.position[1]],
+            )
+            for i, objs in enumerate(scenes_objects)
+            for o in objs
+        ]
+        a = np.array(rows, dtype=np.int64).reshape(-1, 6)
+        self.n_images = len(scenes_objects)
+        self.image, self.colour, self.shape, self.size, self.h, self.v = a.T
+        self.totals = np.bincount(self.image, minlength=self.n_images)
+
+    def holds(self, claim: world.Claim) -> np.ndarray:
+        ok = np.ones(self.n_images, bool)
+        total = 0
+        for item in claim.items:
+            m = np.ones(len(self.image), bool)
+            if item.colour is not None:
+                m &= self.colour == COLOUR_INDEX[item.colour]
+            if item.shape is not None:
+                m &= self.shape == SHAPE_INDEX[item.shape]
+            if item.size is not None:
+                m &= self.size == SIZE_INDEX[item.size]
+            if item.horizontal is not None:
+                m &= self.h == H_INDEX[item.horizontal]
+            if item.vertical is not None:
+                m &= self.v == V_INDEX[item.vertical]
+            n = np.bincount(self.image[m], minlength=self.n_images)
+            ok &= n == item.count if (item.exact or claim.exhaustive) else n >= item.count
+            total += item.count
+        if claim.exhaustive:
+            ok &= self.totals == total
+        return ok
+
+
+def positives(claims: list[world.Claim], objects: list[list[world.WorldObject]]) -> np.ndarray:
+    """M[i, j]: caption j correctly describes image i."""
+    table = ObjectTable(objects)
+    cache: dict[world.Claim, np.ndarray] = {}
+    cols = []
+    for c in claims:
+        if c not in cache:
+            cache[c] = table.holds(c)
+        cols.append(cache[c])
+    m = np.stack(cols, 1)
+    m[np.arange(len(claims)), np.arange(len(claims))] = True
+    return m
+
+
+def presence(objects: list[list[world.WorldObject]]) -> torch.Tensor:
+    y = torch.zeros(len(objects), len(world.COLOURS) * len(world.SHAPES))
+    for i, objs in enumerate(objects):
+        for o in objs:
+            y[i, COLOUR_INDEX[o.colour] * len(world.SHAPES) + SHAPE_INDEX[o.shape]] = 1
+    return y
+
+
+class BatchMaker:
+    """Deterministic stream of training batches (curriculum included)."""
+
+    def __init__(self, recipe: ClipRecipe):
+        self.r = recipe
+        self.rng = np.random.default_rng([recipe.seed, 1])
+
+    def easy_share(self, step: int) -> float:
+        r = self.r
+        if r.curriculum_steps <= 0:
+            return r.easy_floor
+        return max(r.easy_floor, 1.0 - (1.0 - r.easy_floor) * step / r.curriculum_steps)
+
+    def sample(self, step: int):
+        r, rng = self.r, self.rng
+        images, captions, claims, objects = [], [], [], []
+        p_easy = self.easy_share(step)
+        for _ in range(r.batch_size):
+            direct = rng.random() < r.direct_render_p
+            size = r.image_size if direct else int(rng.choice([80, 96, 128, 160]))
+            if rng.random() < p_easy:
+                scene = world.render_scene(
+                    rng, size=size, n_objects=1, scale_range=(0.25, world.MAX_SCALE)
+                )
+                k = 0
+                cap = scene.captions[0] + ("." if rng.random() < 0.5 else "")
+            else:
+                scene = world.render_scene(rng, size=size)
+                k = int(rng.integers(len(scene.captions)))
+                cap = scene.captions[k]
+                if rng.random() < 0.2:
+                    cap += "."
+            img = scene.image
+            if not direct:
+                img = img.resize((r.image_size, r.image_size), Image.Resampling.BICUBIC)
+            images.append(img)
+            captions.append(cap)
+            claims.append(scene.claims[k])
+            objects.append(scene.objects)
+        return (to_tensor(images), captions, positives(claims, objects), presence(objects))
+
+
+def prefetch(fn, steps: range, depth: int = 3):
+    """Run ``fn(step)`` in a background thread, in order (deterministic), ``depth`` ahead."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def worker():
+        for s in steps:
+            if stop.is_set():
+                return
+            q.put((s, fn(s)))
+        q.put(None)
+
+    t = threading.Thread(target=worker, daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not None:
+            yield item
+    finally:
+        stop.set()
+        while not q.empty():
+            q.get_nowait()
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def multi_positive_loss(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where every described pair counts as a match (logits: images x texts)."""
+    pos = pos.float()
+    t_i2t = pos / pos.sum(1, keepdim=True)
+    t_t2i = pos / pos.sum(0, keepdim=True)
+    l_i2t = -(t_i2t * F.log_softmax(logits, 1)).sum(1).mean()
+    l_t2i = -(t_t2i * F.log_softmax(logits, 0)).sum(0).mean()
+    return (l_i2t + l_t2i) / 2
+
+
+def features(model, pixel_values=None, input_ids=None, attention_mask=None):
+    """Unit-normalised projected embeddings (transformers 5 returns output objects)."""
+    out = {}
+    if pixel_values is not None:
+        v = model.vision_model(pixel_values=pixel_values)
+        out["vision_pooled"] = v.pooler_output
+        out["image"] = F.normalize(model.visual_projection(v.pooler_output), dim=-1)
+    if input_ids is not None:
+        t = model.text_model(input_ids=input_ids, attention_mask=attention_mask)
+        out["text"] = F.normalize(model.text_projection(t.pooler_output), dim=-1)
+    return out
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+@torch.no_grad()
+def quick_eval(model, tokenizer, pixel_values: torch.Tensor, labels: list[tuple[str, str]]):
+    model.eval()
+    prompts = world.zero_shot_prompts()
+    classes = world.zero_shot_labels()
+    tok = tokenizer(prompts, padding=True, return_tensors="pt")
+    txt = features(model, input_ids=tok.input_ids, attention_mask=tok.attention_mask)["text"]
+    img = torch.cat(
+        [
+            features(model, pixel_values=pixel_values[i : i + 256])["image"]
+            for i in range(0, len(pixel_values), 256)
+        ]
+    )
+    pred = (img @ txt.T).argmax(1).tolist()
+    n = len(labels)
+    colour = sum(classes[p][0] == y[0] for p, y in zip(pred, labels, strict=True)) / n
+    shape = sum(classes[p][1] == y[1] for p, y in zip(pred, labels, strict=True)) / n
+    both = sum(classes[p] == y for p, y in zip(pred, labels, strict=True)) / n
+    model.train()
+    return {"colour": colour, "shape": shape, "colour_shape": both}
+
+
+def eval_set(recipe: ClipRecipe, processor):
+    scenes = world.generate_scenes(
+        10_007, recipe.eval_count, size=128, n_objects=1, scale_range=(0.2, world.MAX_SCALE)
+    )
+    pv = processor(images=[s.image for s in scenes], return_tensors="pt").pixel_values
+    return pv, [(s.objects[0].colour, s.objects[0].shape) for s in scenes]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def save_folder(model, processor, out: Path, info: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    # also the classic standalone file, for CLIPImageProcessor.from_pretrained and older readers
+    processor.image_processor.save_pretrained(out)
+    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def train_clip(
+    recipe: ClipRecipe, out: Path, minutes: float | None = None, threads: int = 2, log=print
+) -> dict:
+    from tqdm import tqdm
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(recipe.seed)
+    t_start = time.time()
+    previous = None
+    if recipe.init_from:
+        from transformers import CLIPModel, CLIPProcessor
+
+        src = Path(recipe.init_from)
+        processor = CLIPProcessor.from_pretrained(src, local_files_only=True)
+        tokenizer = processor.tokenizer
+        model = CLIPModel.from_pretrained(src, local_files_only=True)
+        if (src / "training.json").exists():
+            previous = json.loads((src / "training.json").read_text())
+        vc = model.config.vision_config
+        recipe.image_size, recipe.patch_size = vc.image_size, vc.patch_size
+        recipe.vision_hidden = vc.hidden_size
+    else:
+        tokenizer = train_tokenizer(caption_corpus(recipe.seed), max_length=recipe.max_text_length)
+        processor = build_processor(tokenizer, recipe.image_size)
+        model = build_clip(recipe, tokenizer)
+    n_classes = len(world.COLOURS) * len(world.SHAPES)
+    aux = torch.nn.Linear(recipe.vision_hidden, n_classes)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"CLIP parameters: {n_params / 1e6:.2f} M; vocab {len(tokenizer)}")
+
+    decay, no_decay = [], []
+    for name, p in list(model.named_parameters()) + list(aux.named_parameters()):
+        (no_decay if p.ndim < 2 or "embedding" in name or name == "logit_scale" else decay).append(
+            p
+        )
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": recipe.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=recipe.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+
+    def lr_at(step: int) -> float:
+        if step < recipe.warmup_steps:
+            return recipe.lr * (step + 1) / recipe.warmup_steps
+        prog = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+        return recipe.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(prog, 1.0))))
+
+    ev_pixels, ev_labels = eval_set(recipe, processor)
+    maker = BatchMaker(recipe)
+    history: list[dict] = []
+    best = -1.0
+    step = 0
+    model.train()
+    bar = tqdm(total=recipe.steps, desc="clip", mininterval=5.0)
+    info = {}
+    for step, (pix, caps, pos, pres) in prefetch(maker.sample, range(recipe.steps)):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        tok = tokenizer(caps, padding=True, truncation=True, return_tensors="pt")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
+            f = features(model, pix, tok.input_ids, tok.attention_mask)
+            aux_logits = aux(f["vision_pooled"])
+        scale = model.logit_scale.exp().clamp(max=100.0)
+        logits = scale * f["image"].float() @ f["text"].float().T
+        loss_c = multi_positive_loss(logits, torch.from_numpy(pos))
+        loss_a = F.binary_cross_entropy_with_logits(aux_logits.float(), pres)
+        loss = loss_c + recipe.aux_weight * loss_a
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(max=math.log(100.0))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_c.item():.3f}", aux=f"{loss_a.item():.3f}", refresh=False)
+        elapsed = (time.time() - t_start) / 60
+        last = step == recipe.steps - 1 or (minutes is not None and elapsed >= minutes)
+        if (step + 1) % recipe.eval_every == 0 or last:
+            m = quick_eval(model, tokenizer, ev_pixels, ev_labels)
+            rec = {
+                "step": step + 1,
+                "minutes": round(elapsed, 2),
+                "loss": round(loss_c.item(), 4),
+                "aux": round(loss_a.item(), 4),
+                **{k: round(v, 4) for k, v in m.items()},
+            }
+            history.append(rec)
+            log(f"eval {json.dumps(rec)}")
+            info = {
+                "recipe": asdict(recipe),
+                "parameters": n_params,
+                "steps_done": step + 1,
+                "train_minutes": round(elapsed, 2),
+                "threads": threads,
+                "history": history,
+                "torch": torch.__version__,
+                "previous_stage": previous,
+            }
+            if m["colour_shape"] >= best:
+                best = m["colour_shape"]
+                info["checkpoint_step"] = step + 1
+                save_folder(model, processor, out, info)
+            else:
+                (out / "training.json").write_text(
+                    json.dumps(
+                        {
+                            **info,
+                            "checkpoint_step": json.loads((out / "training.json").read_text()).get(
+                                "checkpoint_step"
+                            ),
+                        },
+                        indent=2,
+                    )
+                    + "\n"
+                )
+        if last:
+            break
+    bar.close()
+    return json.loads((out / "training.json").read_text()) if out.exists() else info
+
+
+def _stage_lines(info: dict, command: str) -> list[str]:
+    r = info.get("recipe", {})
+    if r.get("init_from"):
+        curriculum = (
+            f"- Continues from the previous stage's checkpoint (`--set init_from=...`); easy "
+            f"share {r.get('easy_floor')} throughout"
+            + (
+                f" after a {r.get('curriculum_steps')}-step ramp"
+                if r.get("curriculum_steps")
+                else ""
+            )
+            + "."
+        )
+    else:
+        curriculum = (
+            f"- Curriculum: easy samples (one object, scale {r.get('easy_scale')}, plain or "
+            f'gradient background, no blur, "a photo of a {{colour}} {{shape}}") from 100 % '
+            f"falling linearly to {r.get('easy_floor')} over {r.get('curriculum_steps')} steps; "
+            "the rest the full world (1-6 objects, 7-70 % sizes, all backgrounds, blur, noise) "
+            "with all caption kinds."
+        )
+    return [
+        f"- Loss: multi-positive symmetric InfoNCE (a caption is a positive for every image it "
+        f"correctly describes) + {r.get('aux_weight')} x auxiliary multi-label BCE on the vision "
+        "pooled output (which colour x shape kinds are present; linear head discarded).",
+        curriculum,
+        f"- Optimiser: AdamW lr {r.get('lr')}, betas (0.9, 0.98), weight decay "
+        f"{r.get('weight_decay')}, {r.get('warmup_steps')} warm-up steps, cosine to 2 %; batch "
+        f"{r.get('batch_size')}; bf16 autocast on CPU: {r.get('bf16')}.",
+        f"- Seed {r.get('seed')}; schedule {r.get('steps')} steps; kept checkpoint: step "
+        f"{info.get('checkpoint_step')} of {info.get('steps_done')} run (best on the quick "
+        "held-out check below).",
+        f"- Training time: {info.get('train_minutes')} min on a 2-core CPU (AMD EPYC, "
+        f"{info.get('threads')} torch threads, machine shared with other jobs), no GPU; torch "
+        f"{info.get('torch')}.",
+        f"- Command: `{command or info.get('command') or 'python -m clipcore.train clip'}`",
+    ]
+
+
+def write_card(out: Path, info: dict, command: str = "") -> None:
+    """Write the model card (recipe and training facts; ``clipcore.evaluate --write-cards``
+    adds the measured figures below the marker)."""
+    r = info.get("recipe", {})
+    if command:
+        info["command"] = command
+        (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    stages = []
+    prev = info.get("previous_stage")
+    while prev:
+        stages.insert(0, prev)
+        prev = prev.get("previous_stage")
+    lines = [
+        "# clip-tiny: clipq's embedded CLIP",
+        "",
+        "A `transformers` `CLIPModel` trained from scratch by clipq's own script on the",
+        "procedurally generated world of `clipcore.world` (six colours x five shapes, 1-6",
+        "objects, grey / gradient / noise backgrounds). It is the default model when",
+        "`CLIPQ_CLIP_MODEL` is unset. It knows this world only: colours, shapes, counts, sizes",
+        "and positions as worded by the world's captions. It is not a general-purpose CLIP.",
+        "",
+        "Load: `CLIPModel.from_pretrained(folder)`, `CLIPProcessor.from_pretrained(folder)`.",
+        "",
+        "## Recipe",
+        "",
+        f"- Architecture: ViT {r.get('image_size')} px / patch {r.get('patch_size')}, hidden "
+        f"{r.get('vision_hidden')} x {r.get('vision_layers')} layers; text transformer hidden "
+        f"{r.get('text_hidden')} x {r.get('text_layers')} layers; {r.get('heads')} heads; "
+        f"projection {r.get('projection_dim')}; {info.get('parameters', 0) / 1e6:.2f} M "
+        "parameters, fp32 safetensors.",
+        "- Tokenizer: byte-level BPE trained with `tokenizers` on generated captions (CLIP's",
+        "  normalisation and split pattern; every byte in the vocabulary, so no unknown tokens;",
+        "  `text_config.eos_token_id` is the tokenizer's `<|endoftext|>`).",
+        f"- Images: {r.get('image_size')} px, mean/std 0.5; the processor resizes the shortest "
+        f"edge to {r.get('image_size')} (bicubic) and centre-crops a square. Training images are "
+        f"rendered at that size ({r.get('direct_render_p')} of them) or at 80-160 px and "
+        "resized like the processor does.",
+    ]
+    total = sum(st.get("train_minutes", 0) for st in stages) + info.get("train_minutes", 0)
+    for i, st in enumerate([*stages, info], 1):
+        lines += ["", f"### Stage {i} of {len(stages) + 1}", ""]
+        lines += _stage_lines(st, command if st is info else "")
+    lines += ["", f"Total training time: {total:.1f} min (2-core CPU, no GPU)."]
+    hist = []
+    for i, st in enumerate([*stages, info], 1):
+        hist += [{"stage": i, **h} for h in st.get("history", [])]
+    render_card(out, lines, {"history": hist})
+
+
+FIGURES_MARKER = "## Measured figures"
+
+
+def render_card(out: Path, lines: list[str], info: dict) -> None:
+    """Write README.md: the given lines, the training curve, and any measured figures
+    already in the card (kept, so re-running training does not lose them until re-measured)."""
+    out.mkdir(parents=True, exist_ok=True)
+    card = out / "README.md"
+    figures = ""
+    if card.exists() and FIGURES_MARKER in card.read_text():
+        figures = card.read_text().split(FIGURES_MARKER, 1)[1]
+    hist = info.get("history", [])
+    if hist:
+        keys = [k for k in hist[0] if k not in ("stage", "step", "minutes")]
+        stage = "stage | " if "stage" in hist[0] else ""
+        lines += [
+            "",
+            "## Training curve (quick held-out check during training)",
+            "",
+            f"| {stage}step | minutes | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 2 + bool(stage)) + "|",
+        ]
+        lines += [
+            "| "
+            + (f"{h['stage']} | " if stage else "")
+            + f"{h['step']} | {h['minutes']} | "
+            + " | ".join(str(h[k]) for k in keys)
+            + " |"
+            for h in hist
+        ]
+    text = (
+        "\n".join(lines)
+        + "\n\n"
+        + FIGURES_MARKER
+        + (
+            figures
+            if figures
+            else "\n\nNot measured yet: run `python -m clipcore.evaluate --write-cards`.\n"
+        )
+    )
+    card.write_text(text)
