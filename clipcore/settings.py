@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         2.0, ge=1, le=8, description="A crop's side as a multiple of its box's longer side."
     )
     search_min_score: float = Field(
-        0.2, ge=-1, le=1, description="Default 'no match' threshold of a search (cosine)."
+        0.45, ge=-1, le=1, description="Default 'no match' threshold of a search (cosine)."
     )
     api_keys: str = Field(
         "",
