@@ -28,7 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenes = commands.add_parser("scenes", help="classify scenes and recommend image matchers")
     scenes.add_argument("images", nargs="+", type=Path, help="image files")
     scenes.add_argument("--output", "-o", choices=["text", "json", "csv"], default="text")
-    scenes.add_argument("--all", "-a", action="store_true", help="show every scene's score")
+    scenes.add_argument(
+        "--all", "-a", "--verbose", "-v", action="store_true", help="show every scene's score"
+    )
     scenes.add_argument("--speed", choices=[s.value for s in Speed], default=Speed.balanced.value)
     scenes.add_argument("--taxonomy", type=Path, help="a taxonomy JSON file (default: shipped)")
     scenes.add_argument("--server", help="a running clipq, e.g. http://127.0.0.1:8080")
