@@ -24,12 +24,10 @@ the message, not the job record, decide what runs together.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
 
 import torch
 from celery.exceptions import SoftTimeLimitExceeded
@@ -55,7 +53,7 @@ from clipcore.errors import ClipqError, JobTimeout
 from clipcore.scene_classifier import cached_scene_embeddings, scenes_from_embedded
 from clipcore.settings import Settings
 from clipcore.taxonomy import load_default_taxonomy
-from worker.jobs import load_uploads, new_lease
+from worker.jobs import LeaseKeeper, load_uploads, new_lease
 
 log = logging.getLogger(__name__)
 
@@ -88,42 +86,6 @@ def is_small(store: WorkerStore, job_id: str, batch_size: int) -> bool:
     return 0 < store.total(job_id) < batch_size
 
 
-class GroupLease:
-    """Renews the lease of every claimed job from one thread, every third of its lifetime."""
-
-    def __init__(self, store: WorkerStore, lease: str) -> None:
-        self.store, self.lease = store, lease
-        self._jobs: set[str] = set()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lease-group", daemon=True)
-
-    def add(self, job_ids: Sequence[str]) -> None:
-        with self._lock:
-            self._jobs.update(job_ids)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.store.lease_seconds / 3):
-            with self._lock:
-                jobs = sorted(self._jobs)
-            for job_id in jobs:
-                try:
-                    if self.store.beat(job_id, self.lease) != JobStatus.running:
-                        with self._lock:  # cancelled or taken over: it will not be finished
-                            self._jobs.discard(job_id)
-                except RedisError:  # Redis away for a moment; the next beat tries again
-                    log.warning("lease heartbeat for job %s failed", job_id)
-
-    def __enter__(self) -> GroupLease:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-
-
 def run_batched(
     store: WorkerStore,
     job_id: str,
@@ -149,7 +111,7 @@ def run_batched(
     if started != 1:
         log.info("job %s is not runnable (cancelled, finished or expired); skipped", job_id)
         return None
-    with GroupLease(store, lease) as keeper:
+    with LeaseKeeper(store, lease) as keeper:
         budget = settings.batch_size - store.total(job_id)
         ids = [job_id, *gather(store, lease, settings, budget)]
         keeper.add(ids)

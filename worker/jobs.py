@@ -38,20 +38,34 @@ def new_lease() -> str:
 
 
 class LeaseKeeper:
-    """Renews a job's lease every third of its lifetime while the job runs."""
+    """Renews the lease of a worker's running jobs from one thread, every third of its lifetime.
 
-    def __init__(self, store: WorkerStore, job_id: str, lease: str) -> None:
-        self.store, self.job_id, self.lease = store, job_id, lease
+    A job that is cancelled or taken over meanwhile is dropped; its next progress report
+    (or its finish) tells the worker.
+    """
+
+    def __init__(self, store: WorkerStore, lease: str) -> None:
+        self.store, self.lease = store, lease
+        self._jobs: set[str] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="lease-group", daemon=True)
+
+    def add(self, job_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._jobs.update(job_ids)
 
     def _run(self) -> None:
         while not self._stop.wait(self.store.lease_seconds / 3):
-            try:
-                if self.store.beat(self.job_id, self.lease) != JobStatus.running:
-                    return  # cancelled or taken over: the next progress report stops the job
-            except RedisError:  # Redis away for a moment; the next beat tries again
-                log.warning("lease heartbeat for job %s failed", self.job_id)
+            with self._lock:
+                jobs = sorted(self._jobs)
+            for job_id in jobs:
+                try:
+                    if self.store.beat(job_id, self.lease) != JobStatus.running:
+                        with self._lock:  # cancelled or taken over: it will not be finished
+                            self._jobs.discard(job_id)
+                except RedisError:  # Redis away for a moment; the next beat tries again
+                    log.warning("lease heartbeat for job %s failed", job_id)
 
     def __enter__(self) -> LeaseKeeper:
         self._thread.start()
@@ -132,7 +146,8 @@ def _run(
     if started != 1:
         log.info("job %s is not runnable (cancelled, finished or expired); skipped", job_id)
         return None
-    with LeaseKeeper(store, job_id, lease):
+    with LeaseKeeper(store, lease) as keeper:
+        keeper.add([job_id])
         try:
             payload = parse(store.payload(job_id) or "")
             result = work(payload, progress_reporter(store, job_id, lease))
