@@ -8,6 +8,7 @@ tokenizer is the small BPE of ``tests/support.py`` (token ids beyond it are neve
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import os
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,3 +301,12 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), Python {platform.python_version()}; {note}"
     )
+
+
+def run_alone(main: Callable[..., object], doc: str, quick_help: str = "small sizes") -> None:
+    """A benchmark run on its own: ``python -m bench.<name> [--quick]``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args()
+    print(machine())
+    main(vit_b32_clip(), quick=args.quick)

@@ -10,14 +10,13 @@ sharpest a real model gives, so differences are not hidden by a flat softmax.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from pathlib import Path
 
 import torch
 
-from bench.common import BATCH_SIZE, LABELS, machine, photos, table, vit_b32_clip
+from bench.common import BATCH_SIZE, LABELS, photos, run_alone, table
 
 LOGIT_SCALE = 100.0
 
@@ -92,8 +91,4 @@ def main(folder: Path, quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    args = parser.parse_args()
-    print(machine())
-    main(vit_b32_clip(), quick=args.quick)
+    run_alone(main, __doc__, "fewer repeats")

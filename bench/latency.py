@@ -11,7 +11,6 @@ time for one image measured in this process is shown beside it.
 
 from __future__ import annotations
 
-import argparse
 import re
 import time
 from pathlib import Path
@@ -21,13 +20,12 @@ import httpx
 from bench.common import (
     FINAL,
     LABELS,
-    machine,
     median,
     percentile,
     photos,
+    run_alone,
     service,
     table,
-    vit_b32_clip,
     warm_up,
 )
 
@@ -100,8 +98,4 @@ def main(folder: Path, quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for debugging")
-    args = parser.parse_args()
-    print(machine())
-    main(vit_b32_clip(), quick=args.quick)
+    run_alone(main, __doc__, "small sizes, for debugging")

@@ -12,7 +12,6 @@ jobs: one job with every image, and one single-image job per image from 16 clien
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from bench.common import machine, photos, service, table, through_service, vit_b32_clip, warm_up
+from bench.common import photos, run_alone, service, table, through_service, warm_up
 
 
 def seed_way(folder: Path, images: list[bytes]) -> float:
@@ -76,8 +75,4 @@ def main(folder: Path, quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for debugging")
-    args = parser.parse_args()
-    print(machine())
-    main(vit_b32_clip(), quick=args.quick)
+    run_alone(main, __doc__, "small sizes, for debugging")

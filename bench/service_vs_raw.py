@@ -12,7 +12,6 @@ and the mean is used, so that drift on a shared machine shows.
 
 from __future__ import annotations
 
-import argparse
 import time
 from functools import cache
 from pathlib import Path
@@ -21,12 +20,11 @@ from typing import TYPE_CHECKING
 from bench.common import (
     BATCH_SIZE,
     cpu_table,
-    machine,
     measure,
     photos,
+    run_alone,
     service,
     table,
-    vit_b32_clip,
     warm_up,
 )
 
@@ -98,8 +96,4 @@ def main(folder: Path, quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for debugging")
-    args = parser.parse_args()
-    print(machine())
-    main(vit_b32_clip(), quick=args.quick)
+    run_alone(main, __doc__, "small sizes, for debugging")
