@@ -59,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(recipe, key):
             p.error(f"unknown recipe field {key!r}")
         kind = type(getattr(recipe, key))
-        setattr(recipe, key, kind(float(value)) if kind in (int, float) else kind(value))
+        if kind in (int, float):
+            setattr(recipe, key, kind(float(value)))
+        elif kind is tuple:
+            setattr(recipe, key, tuple(float(x) for x in value.split(",")))
+        else:
+            setattr(recipe, key, kind(value))
     info = train(recipe, args.out, minutes=args.minutes, threads=args.threads)
     card(args.out, info, command=" ".join(["python -m clipcore.train", *(argv or sys.argv[1:])]))
     print(f"wrote {args.out}")

@@ -63,11 +63,12 @@ class ClipRecipe:
     weight_decay: float = 0.05
     warmup_steps: int = 100
     aux_weight: float = 1.0
+    # extra 30-way cross-entropy on the aux head for one-object images: a sharper shape signal
+    aux_ce_weight: float = 0.0
     curriculum_steps: int = 800
     easy_floor: float = 0.35
-    easy_scale: tuple = (0.35, 0.7)
+    easy_scale: tuple = (0.25, 0.7)
     direct_render_p: float = 0.5
-    bf16: bool = False  # CPU autocast for the forward pass (faster steps, untested for accuracy)
     eval_every: int = 250
     eval_count: int = 300
     # continue from a saved model folder (a second stage: its tokenizer, processor and weights)
@@ -221,7 +222,7 @@ class BatchMaker:
             size = r.image_size if direct else int(rng.choice([80, 96, 128, 160]))
             if rng.random() < p_easy:
                 scene = world.render_scene(
-                    rng, size=size, n_objects=1, scale_range=(0.25, world.MAX_SCALE)
+                    rng, size=size, n_objects=1, scale_range=tuple(r.easy_scale)
                 )
                 k = 0
                 cap = scene.captions[0] + ("." if rng.random() < 0.5 else "")
@@ -362,6 +363,10 @@ def train_clip(
         model = build_clip(recipe, tokenizer)
     n_classes = len(world.COLOURS) * len(world.SHAPES)
     aux = torch.nn.Linear(recipe.vision_hidden, n_classes)
+    if recipe.init_from:
+        # a random head would push random gradients into an already trained tower
+        torch.nn.init.zeros_(aux.weight)
+        torch.nn.init.zeros_(aux.bias)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"CLIP parameters: {n_params / 1e6:.2f} M; vocab {len(tokenizer)}")
 
@@ -398,13 +403,17 @@ def train_clip(
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         tok = tokenizer(caps, padding=True, truncation=True, return_tensors="pt")
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
-            f = features(model, pix, tok.input_ids, tok.attention_mask)
-            aux_logits = aux(f["vision_pooled"])
+        f = features(model, pix, tok.input_ids, tok.attention_mask)
+        aux_logits = aux(f["vision_pooled"])
         scale = model.logit_scale.exp().clamp(max=100.0)
         logits = scale * f["image"].float() @ f["text"].float().T
         loss_c = multi_positive_loss(logits, torch.from_numpy(pos))
         loss_a = F.binary_cross_entropy_with_logits(aux_logits.float(), pres)
+        single = pres.sum(1) == 1
+        if recipe.aux_ce_weight and single.any():
+            loss_a = loss_a + recipe.aux_ce_weight * F.cross_entropy(
+                aux_logits[single].float(), pres[single].argmax(1)
+            )
         loss = loss_c + recipe.aux_weight * loss_a
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -484,11 +493,18 @@ def _stage_lines(info: dict, command: str) -> list[str]:
     return [
         f"- Loss: multi-positive symmetric InfoNCE (a caption is a positive for every image it "
         f"correctly describes) + {r.get('aux_weight')} x auxiliary multi-label BCE on the vision "
-        "pooled output (which colour x shape kinds are present; linear head discarded).",
+        "pooled output (which colour x shape kinds are present; linear head discarded)"
+        + (
+            f" + {r['aux_ce_weight']} x 30-way cross-entropy of the same head on one-object "
+            "images (the head starts at zero when continuing a stage)"
+            if r.get("aux_ce_weight")
+            else ""
+        )
+        + ".",
         curriculum,
         f"- Optimiser: AdamW lr {r.get('lr')}, betas (0.9, 0.98), weight decay "
         f"{r.get('weight_decay')}, {r.get('warmup_steps')} warm-up steps, cosine to 2 %; batch "
-        f"{r.get('batch_size')}; bf16 autocast on CPU: {r.get('bf16')}.",
+        f"{r.get('batch_size')}.",
         f"- Seed {r.get('seed')}; schedule {r.get('steps')} steps; kept checkpoint: step "
         f"{info.get('checkpoint_step')} of {info.get('steps_done')} run (best on the quick "
         "held-out check below).",

@@ -128,12 +128,18 @@ def test_train_commands_smoke(tmp_path):
                 "curriculum_steps=0",
                 "--set",
                 "eval_count=10",
+                "--set",
+                "aux_ce_weight=1",
+                "--set",
+                "easy_scale=0.2,0.6",
             ]
         )
         == 0
     )
     card2 = (stage2 / "README.md").read_text()
     assert "Stage 2 of 2" in card2 and "Total training time" in card2
+    assert "30-way cross-entropy" in card2.split("Stage 2 of 2")[1]
+    assert json.loads((stage2 / "training.json").read_text())["recipe"]["easy_scale"] == [0.2, 0.6]
     assert CLIPModel.from_pretrained(stage2).config.vision_config.image_size == 32
 
     model = CLIPModel.from_pretrained(clip_dir, local_files_only=True).eval()
