@@ -214,6 +214,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"min {min(in_domain):.3f} median {statistics.median(in_domain):.3f}; "
         f"out-of-domain: median {statistics.median(out_domain):.3f} max {max(out_domain):.3f}"
     )
+    for threshold in (0.4, 0.45, 0.5, 0.55):
+        kept = mean([s >= threshold for s in in_domain])
+        refused = mean([s < threshold for s in out_domain])
+        print(
+            f"min_score {threshold}: keeps {kept:.0%} of in-domain queries, "
+            f"answers no match to {refused:.0%} of out-of-domain ones"
+        )
 
 
 if __name__ == "__main__":

@@ -558,6 +558,12 @@ def write_card(out: Path, info: dict, command: str = "") -> None:
         lines += ["", f"### Stage {i} of {len(stages) + 1}", ""]
         lines += _stage_lines(st, command if st is info else "")
     lines += ["", f"Total training time: {total:.1f} min (2-core CPU, no GPU)."]
+    if stages:
+        lines += [
+            "",
+            "To reproduce, run the stages' commands in order, giving each `--out` a folder of "
+            "its own and pointing the next stage's `init_from` at it.",
+        ]
     hist = []
     for i, st in enumerate([*stages, info], 1):
         hist += [{"stage": i, **h} for h in st.get("history", [])]

@@ -81,7 +81,9 @@ def test_all_thirty_colour_shape_pairs_in_one_job(embedded: Service) -> None:
     colour_right = sum(t.split()[0] == c for t, (c, _) in zip(top, pairs, strict=True))
     both_right = sum(t == f"{c} {s}" for t, (c, s) in zip(top, pairs, strict=True))
     assert colour_right == 30
-    assert both_right >= 21, top  # ≥ 70 %; the shipped model measures about 80 % (card)
+    # these objects sit exactly at the image centre, the shipped model's weak spot: 24/30
+    # measured here, against 98.7 % on the card's randomly placed objects
+    assert both_right >= 22, top
 
 
 SHAPES_TAXONOMY = {
