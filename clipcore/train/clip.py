@@ -1,7 +1,7 @@
 """Train the embedded tiny CLIP on the generated world.
 
 Recipe (see ``ClipRecipe``): a ``transformers`` ``CLIPModel`` from a small ``CLIPConfig``
-(ViT 64 px / patch 8, hidden 128 x 4 layers; text hidden 128 x 4 layers; projection 128),
+(ViT 48 px / patch 6, hidden 128 x 4 layers; text hidden 128 x 4 layers; projection 128),
 trained from scratch with
 
 - multi-positive InfoNCE: a caption is a positive for every image in the batch that it
@@ -9,10 +9,12 @@ trained from scratch with
 - an auxiliary multi-label loss on the vision tower's pooled output (which of the 30
   colour x shape kinds are in the image), from a linear head that is thrown away — it gives
   the vision tower a direct signal for shape, which contrastive learning alone finds slowly;
+  optionally (``aux_ce_weight``) also a 30-way cross-entropy of that head on one-object images,
+  the sharpest shape signal;
 - a curriculum: at first every sample is "easy" (one medium or large object, caption
   "a photo of a {colour} {shape}"); the easy share falls linearly to a floor, the rest being
   the full world (1-6 objects of any size, all caption kinds);
-- images rendered at 64 px, or at a larger size and resized to 64 px like the processor does,
+- images rendered at 48 px, or at a larger size and resized to 48 px like the processor does,
   so the model sees both renderings.
 
 The output folder loads with ``CLIPModel.from_pretrained`` / ``CLIPProcessor.from_pretrained``.
