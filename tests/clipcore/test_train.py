@@ -132,6 +132,8 @@ def test_train_commands_smoke(tmp_path):
                 "aux_ce_weight=1",
                 "--set",
                 "easy_scale=0.2,0.6",
+                "--set",
+                "grid_centre_p=0.5",
             ]
         )
         == 0
@@ -167,3 +169,19 @@ def test_train_commands_smoke(tmp_path):
     for r in regions[0]:
         assert r.mask.shape == (100, 100) and r.mask.dtype == np.bool_
     assert "2-core CPU" in (det_dir / "README.md").read_text()
+
+
+def test_grid_centred_samples_sit_on_patch_corners_inside_the_image():
+    from clipcore.train.clip import BatchMaker, ClipRecipe
+
+    recipe = ClipRecipe(image_size=48, patch_size=6, easy_scale=(0.15, 0.7))
+    maker = BatchMaker(recipe)
+    for size in (48, 128):
+        for _ in range(40):
+            scene = maker.grid_centred(size)
+            (obj,) = scene.objects
+            corner = np.asarray(obj.center) * 48 / 6
+            assert np.allclose(corner, np.round(corner))
+            x0, y0, x1, y1 = obj.box
+            assert 0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size
+            assert scene.captions[0].endswith(f" {obj.colour} {obj.shape}")
