@@ -462,37 +462,48 @@ def train_clip(
             }
             history.append(rec)
             log(f"eval {json.dumps(rec)}")
-            info = {
-                "recipe": asdict(recipe),
-                "parameters": n_params,
-                "steps_done": step + 1,
-                "train_minutes": round(elapsed, 2),
-                "threads": threads,
-                "history": history,
-                "torch": torch.__version__,
-                "previous_stage": previous,
-            }
-            if m["colour_shape"] >= best:
-                best = m["colour_shape"]
-                info["checkpoint_step"] = step + 1
-                save_folder(model, processor, out, info)
-            else:
-                (out / "training.json").write_text(
-                    json.dumps(
-                        {
-                            **info,
-                            "checkpoint_step": json.loads((out / "training.json").read_text()).get(
-                                "checkpoint_step"
-                            ),
-                        },
-                        indent=2,
-                    )
-                    + "\n"
-                )
+            info = run_info(
+                recipe, n_params, step, elapsed, threads, history, previous_stage=previous
+            )
+            best = keep_best(
+                out,
+                info,
+                m["colour_shape"],
+                best,
+                lambda kept: save_folder(model, processor, out, kept),
+            )
         if last:
             break
     bar.close()
     return json.loads((out / "training.json").read_text()) if out.exists() else info
+
+
+def run_info(recipe, n_params: int, step: int, elapsed: float, threads: int, history, **extra):
+    """What training.json records about a run so far (both training commands)."""
+    return {
+        "recipe": asdict(recipe),
+        "parameters": n_params,
+        "steps_done": step + 1,
+        "train_minutes": round(elapsed, 2),
+        "threads": threads,
+        "history": history,
+        "torch": torch.__version__,
+        **extra,
+    }
+
+
+def keep_best(out: Path, info: dict, score: float, best: float, save) -> float:
+    """Save the model (``save(info)``) when ``score`` is the best so far; training.json
+    always names the kept step. Returns the new best."""
+    if score >= best:
+        info["checkpoint_step"] = info["steps_done"]
+        save(info)
+        best = score
+    else:
+        kept = json.loads((out / "training.json").read_text())["checkpoint_step"]
+        info["checkpoint_step"] = kept
+    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    return best
 
 
 def _stage_lines(info: dict, command: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 
 from clipcore import world
 from clipcore.detector import DEFAULT_CONFIG, _to_tensor, build_tiny_maskrcnn, save_tiny_detector
-from clipcore.train.clip import prefetch, render_card
+from clipcore.train.clip import keep_best, prefetch, render_card, run_info
 
 
 @dataclass
@@ -115,25 +115,14 @@ def train_detector(
             }
             history.append(rec)
             log(f"eval {json.dumps(rec)}")
-            info = {
-                "recipe": asdict(recipe),
-                "parameters": n_params,
-                "steps_done": step + 1,
-                "train_minutes": round(elapsed, 2),
-                "threads": threads,
-                "history": history,
-                "torch": torch.__version__,
-            }
-            score = m["recall"] + m["mask_iou"]
-            if score >= best:
-                best = score
-                info["checkpoint_step"] = step + 1
-                save_tiny_detector(model, config, out)
-            else:
-                info["checkpoint_step"] = json.loads((out / "training.json").read_text())[
-                    "checkpoint_step"
-                ]
-            (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+            info = run_info(recipe, n_params, step, elapsed, threads, history)
+            best = keep_best(
+                out,
+                info,
+                m["recall"] + m["mask_iou"],
+                best,
+                lambda _info: save_tiny_detector(model, config, out),
+            )
         if last:
             break
     bar.close()
