@@ -28,8 +28,9 @@ CHUNK = 200  # images per job: well under the service's default limit of 500
 
 
 class ClipqClient:
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+    def __init__(self, base_url: str, *, api_key: str = "", timeout: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 
     def wait(self, job: Job, bar: _Offset | None = None) -> Job:
         """Poll until the job ends, moving ``bar`` with the job's progress."""

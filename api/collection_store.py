@@ -1,10 +1,11 @@
-"""Image collections in Redis: the source of truth for their embeddings and records.
+"""Image collections in Redis: the key layout, and what the API does with them (asyncio).
 
-Layout (``{c}`` is ``clipq:coll:{id}``)::
+Layout (``{c}`` is ``clipq:coll:{id}``, ``{t}`` is ``clipq:tenant:{owner}``)::
 
-    clipq:collections         sorted set of collection ids by creation time
-    {c}                       hash: name, model, created_at, crop_background, image_count,
-                              crop_count, dim, version
+    {t}:collections           sorted set of the tenant's collection ids by creation time
+    {t}                       hash: images (stored across the tenant's collections)
+    {c}                       hash: id, name, model, owner, created_at, crop_background,
+                              image_count, crop_count, dim, version
     {c}:img:{image_id}        hash: filename, sha256, labels, metadata, width, height, regions,
                               thumbnail, row
     {c}:rows                  list: image id of each embedding row
@@ -14,33 +15,31 @@ Layout (``{c}`` is ``clipq:coll:{id}``)::
     {c}:crop:{segment}        fp16 crop embeddings, SEGMENT_ROWS rows per string
     {c}:owner:{segment}       int32 image row of each crop row
 
-Embeddings are appended, never rewritten, so a worker that holds a collection in
-memory loads only the rows past what it has (``version`` tells it something
-changed). Appends and deletion take the collection's lock, so two ingest jobs
-never interleave rows. Segments keep each Redis value small (4 MB at 512
-dimensions) while 1 M images load in a few hundred round trips.
+Every key of a collection can be named from its record and its rows, so listing and
+deleting never scan the keyspace. Embeddings are appended by the workers
+(:mod:`worker.collection_store`), never rewritten; appends and deletion take the
+collection's lock, so two ingest jobs never interleave rows. This module imports no
+numpy: the API's image does not have it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
-import numpy as np
-import redis
 import redis.asyncio as aioredis
 
 from clipcore.retrieval_models import Collection, CollectionImage, CropBackground, Region
 
 PREFIX = "clipq:coll"
-INDEX_KEY = "clipq:collections"
+TENANT_PREFIX = "clipq:tenant:"
+LEGACY_INDEX_KEY = "clipq:collections"  # one index of every tenant's collections, before 0.2
 SEGMENT_ROWS = 4096
 LOCK_TIMEOUT_SECONDS = 120
-EMBEDDING_DTYPE = np.float16
-OWNER_DTYPE = np.int32
+DELETE_CHUNK = 500
 
 
 def collection_key(collection_id: str) -> str:
@@ -56,7 +55,15 @@ def segment_key(collection_id: str, kind: str, segment: int) -> str:
 
 
 def lock_name(collection_id: str) -> str:
-    return f"clipq:lock:coll:{collection_id}"  # outside the prefix that delete() sweeps
+    return f"clipq:lock:coll:{collection_id}"  # outside the collection's own keys
+
+
+def tenant_key(owner: str) -> str:
+    return f"{TENANT_PREFIX}{owner or '-'}"  # '-': the anonymous owner of a service without keys
+
+
+def tenant_collections_key(owner: str) -> str:
+    return f"{tenant_key(owner)}:collections"
 
 
 def thumbnail_url(collection_id: str, image_id: str) -> str:
@@ -96,15 +103,27 @@ def image_from_record(collection_id: str, record: dict[bytes, bytes]) -> Collect
     )
 
 
+# KEYS: the tenant's index, the collection. ARGV: limit, id, created epoch, then field/value
+# pairs of the record. 1 created, 0 the tenant already has ``limit`` collections.
+CREATE_SCRIPT = """
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+return 1
+"""
+
+
 class AsyncCollections:
     """What the API does with collections (asyncio)."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
+        self._create = client.register_script(CREATE_SCRIPT)
 
     async def create(
-        self, name: str, model: str, crop_background: CropBackground, owner: str = ""
-    ) -> Collection:
+        self, name: str, model: str, crop_background: CropBackground, owner: str, limit: int
+    ) -> Collection | None:
+        """A new empty collection; None if ``owner`` already holds ``limit`` collections."""
         collection_id = uuid.uuid4().hex
         created = datetime.now(UTC)
         record = {
@@ -118,10 +137,12 @@ class AsyncCollections:
             "crop_count": 0,
             "version": 0,
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(collection_key(collection_id), mapping=record)
-            pipe.zadd(INDEX_KEY, {collection_id: created.timestamp()})
-            await pipe.execute()
+        pairs = [str(item) for field in record.items() for item in field]
+        keys = [tenant_collections_key(owner), collection_key(collection_id)]
+        if not await self._create(
+            keys=keys, args=[limit, collection_id, created.timestamp(), *pairs]
+        ):
+            return None
         return collection_from_record({k.encode(): str(v).encode() for k, v in record.items()})
 
     async def get(self, collection_id: str, owner: str | None = None) -> Collection | None:
@@ -131,13 +152,19 @@ class AsyncCollections:
             return None
         return collection_from_record(record)
 
+    async def count(self, owner: str) -> int:
+        return int(await self.redis.zcard(tenant_collections_key(owner)))
+
+    async def stored_images(self, owner: str) -> int:
+        return int(await self.redis.hget(tenant_key(owner), "images") or 0)
+
     async def list(self, owner: str) -> list[Collection]:
-        ids = [_text(i) for i in await self.redis.zrange(INDEX_KEY, 0, -1)]
+        ids = [_text(i) for i in await self.redis.zrange(tenant_collections_key(owner), 0, -1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for collection_id in ids:
                 pipe.hgetall(collection_key(collection_id))
             records = await pipe.execute()
-        return [collection_from_record(r) for r in records if r and _text(r.get(b"owner")) == owner]
+        return [collection_from_record(r) for r in records if r]
 
     async def labels(self, collection_id: str) -> set[str]:
         return {
@@ -161,166 +188,59 @@ class AsyncCollections:
         return await self.redis.hget(image_key(collection_id, image_id), "thumbnail")
 
     async def delete(self, collection_id: str) -> bool:
-        """Remove the collection and all its data; waits for a running append to finish."""
-        lock = self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS)
-        async with lock:
-            existed = await self.redis.zrem(INDEX_KEY, collection_id)
-            await self.redis.delete(collection_key(collection_id))
-            keys = [
-                k async for k in self.redis.scan_iter(match=f"{collection_key(collection_id)}:*")
-            ]
-            for start in range(0, len(keys), 500):
-                await self.redis.unlink(*keys[start : start + 500])
-        return bool(existed)
+        """Remove the collection and all its data; waits for a running append to finish.
 
-
-class Collections:
-    """What a worker does with collections (synchronous)."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
-
-    def get(self, collection_id: str) -> Collection | None:
-        record = self.redis.hgetall(collection_key(collection_id))
-        return collection_from_record(record) if record else None
-
-    def counts(self, collection_id: str) -> tuple[int, int, int, int] | None:
-        """(version, images, crops, dim) or None if the collection is gone."""
-        values = self.redis.hmget(
-            collection_key(collection_id), ["version", "image_count", "crop_count", "dim"]
-        )
-        if values[0] is None:
-            return None
-        return tuple(int(v or 0) for v in values)  # type: ignore[return-value]
-
-    def known_images(self, collection_id: str, hashes: Sequence[str]) -> list[str | None]:
-        if not hashes:
-            return []
-        found = self.redis.hmget(f"{collection_key(collection_id)}:sha", list(hashes))
-        return [_text(v) or None for v in found]
-
-    def labels(self, collection_id: str) -> list[str]:
-        return sorted(
-            _text(label) for label in self.redis.hkeys(f"{collection_key(collection_id)}:labels")
-        )
-
-    def append(
-        self,
-        collection_id: str,
-        records: Sequence[dict[str, Any]],
-        embeddings: np.ndarray,
-        crop_embeddings: np.ndarray,
-        crops_per_image: Sequence[int],
-    ) -> list[str | None]:
-        """Add images (skipping bytes already present); returns each image's id, None if gone.
-
-        ``records`` carry id, sha256, filename, labels, metadata, width, height, regions and
-        thumbnail; ``crop_embeddings`` holds the crops of all images in order.
+        The collection is gone for clients as soon as its index entry and record are; its
+        data follows, in chunks, then the tenant's image count.
         """
         key = collection_key(collection_id)
-        with self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS):
-            counts = self.counts(collection_id)
-            if counts is None:
-                return [None] * len(records)
-            _, image_count, crop_count, _ = counts
-            existing = self.known_images(collection_id, [r["sha256"] for r in records])
-            ids: list[str | None] = []
-            new_rows, new_crops, owners, seen = [], [], [], {}
-            crop_start = np.cumsum([0, *crops_per_image])
-            pipe = self.redis.pipeline(transaction=True)
-            for position, (record, known) in enumerate(zip(records, existing, strict=True)):
-                duplicate = known or seen.get(record["sha256"])
-                if duplicate:
-                    ids.append(duplicate)
-                    continue
-                row = image_count + len(new_rows)
-                seen[record["sha256"]] = record["id"]
-                ids.append(record["id"])
-                new_rows.append(embeddings[position])
-                crops = crop_embeddings[crop_start[position] : crop_start[position + 1]]
-                new_crops.extend(crops)
-                owners.extend([row] * len(crops))
-                pipe.hset(
-                    image_key(collection_id, record["id"]),
-                    mapping={
-                        **{
-                            k: v
-                            for k, v in record.items()
-                            if k not in ("labels", "metadata", "regions")
-                        },
-                        "labels": json.dumps(record["labels"]),
-                        "metadata": json.dumps(record["metadata"]),
-                        "regions": json.dumps(record["regions"]),
-                        "row": row,
-                    },
-                )
-                pipe.hset(f"{key}:sha", record["sha256"], record["id"])
-                pipe.rpush(f"{key}:rows", record["id"])
-                for label in record["labels"]:
-                    pipe.hincrby(f"{key}:labels", label, 1)
-            if new_rows:
-                self._append_rows(pipe, collection_id, "emb", image_count, np.stack(new_rows))
-            if new_crops:
-                self._append_rows(pipe, collection_id, "crop", crop_count, np.stack(new_crops))
-                self._append_rows(
-                    pipe,
-                    collection_id,
-                    "owner",
-                    crop_count,
-                    np.asarray(owners, OWNER_DTYPE)[:, None],
-                )
-            pipe.hset(key, "dim", embeddings.shape[1])
-            pipe.hincrby(key, "image_count", len(new_rows))
-            pipe.hincrby(key, "crop_count", len(new_crops))
-            pipe.hincrby(key, "version", 1)
-            pipe.execute()
-        return ids
+        lock = self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS)
+        async with lock:
+            owner, images, crops = await self.redis.hmget(
+                key, ["owner", "image_count", "crop_count"]
+            )
+            if images is None:
+                return False
+            tenant = _text(owner)
+            await self.redis.zrem(tenant_collections_key(tenant), collection_id)
+            await self.redis.unlink(key)
+            async for chunk in self._data_keys(collection_id, int(images), int(crops or 0)):
+                await self.redis.unlink(*chunk)
+            await self.redis.hincrby(tenant_key(tenant), "images", -int(images))
+        return True
 
-    @staticmethod
-    def _append_rows(
-        pipe: Any, collection_id: str, kind: str, start: int, rows: np.ndarray
-    ) -> None:
-        dtype = OWNER_DTYPE if kind == "owner" else EMBEDDING_DTYPE
-        data = np.ascontiguousarray(rows, dtype=dtype)
-        position = start
-        while position < start + len(data):
-            segment, within = divmod(position, SEGMENT_ROWS)
-            take = min(SEGMENT_ROWS - within, start + len(data) - position)
-            chunk = data[position - start : position - start + take]
-            pipe.append(segment_key(collection_id, kind, segment), chunk.tobytes())
-            position += take
+    async def _data_keys(
+        self, collection_id: str, images: int, crops: int
+    ) -> AsyncIterator[list[str]]:
+        """Every key of the collection but its record, in chunks, named without a scan.
 
-    def read_rows(
-        self, collection_id: str, kind: str, start: int, end: int, width: int
-    ) -> np.ndarray:
-        """Rows ``start``..``end`` of an append-only array (``width`` values per row)."""
-        dtype = OWNER_DTYPE if kind == "owner" else EMBEDDING_DTYPE
-        row_bytes = width * np.dtype(dtype).itemsize
-        pipe = self.redis.pipeline(transaction=False)
-        position = start
-        while position < end:
-            segment, within = divmod(position, SEGMENT_ROWS)
-            take = min(SEGMENT_ROWS - within, end - position)
-            key = segment_key(collection_id, kind, segment)
-            pipe.getrange(key, within * row_bytes, (within + take) * row_bytes - 1)
-            position += take
-        data = b"".join(pipe.execute()) if end > start else b""
-        if len(data) != (end - start) * row_bytes:
-            raise LookupError(f"collection {collection_id} changed while it was read")
-        return np.frombuffer(data, dtype=dtype).reshape(end - start, width)
+        The rows list names the image keys, so it goes last.
+        """
+        key = collection_key(collection_id)
+        for start in range(0, images, DELETE_CHUNK):
+            ids = await self.redis.lrange(f"{key}:rows", start, start + DELETE_CHUNK - 1)
+            if ids:
+                yield [image_key(collection_id, _text(i)) for i in ids]
+        for kind, rows in (("emb", images), ("crop", crops), ("owner", crops)):
+            segments = [segment_key(collection_id, kind, s) for s in range(_segments(rows))]
+            for start in range(0, len(segments), DELETE_CHUNK):
+                yield segments[start : start + DELETE_CHUNK]
+        yield [f"{key}:rows", f"{key}:sha", f"{key}:labels"]
 
-    def image_ids(self, collection_id: str, start: int, end: int) -> list[str]:
-        ids = self.redis.lrange(f"{collection_key(collection_id)}:rows", start, end - 1)
-        return [_text(i) for i in ids]
+    async def migrate_legacy_index(self) -> int:
+        """Move collections of the single pre-0.2 index into their tenants' indexes."""
+        ids = [_text(i) for i in await self.redis.zrange(LEGACY_INDEX_KEY, 0, -1)]
+        for collection_id in ids:
+            owner, created, images = await self.redis.hmget(
+                collection_key(collection_id), ["owner", "created_at", "image_count"]
+            )
+            if created is not None:
+                tenant, when = _text(owner), datetime.fromisoformat(_text(created)).timestamp()
+                await self.redis.zadd(tenant_collections_key(tenant), {collection_id: when})
+                await self.redis.hincrby(tenant_key(tenant), "images", int(images or 0))
+            await self.redis.zrem(LEGACY_INDEX_KEY, collection_id)
+        return len(ids)
 
-    def images(self, collection_id: str, image_ids: Sequence[str]) -> list[CollectionImage | None]:
-        pipe = self.redis.pipeline(transaction=False)
-        for image_id in image_ids:
-            pipe.hgetall(image_key(collection_id, image_id))
-        return [image_from_record(collection_id, r) if r else None for r in pipe.execute()]
 
-    def image_labels(self, collection_id: str, image_ids: Sequence[str]) -> list[list[str]]:
-        pipe = self.redis.pipeline(transaction=False)
-        for image_id in image_ids:
-            pipe.hget(image_key(collection_id, image_id), "labels")
-        return [json.loads(v) if v else [] for v in pipe.execute()]
+def _segments(rows: int) -> int:
+    return math.ceil(rows / SEGMENT_ROWS)

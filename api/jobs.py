@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Response
 from kombu.exceptions import KombuError
 from redis import RedisError
+from redis.exceptions import OutOfMemoryError
 
 from api.auth import OwnerDep
 from api.deps import QueueDep, SettingsDep, StoreDep
@@ -23,7 +24,13 @@ from api.metrics import record_submit
 from api.uploads import AcceptedUpload
 from api.webhooks import check_callback_url
 from clipcore.contracts import Job, JobPayload
-from clipcore.errors import Conflict, InvalidInput, ServiceUnavailable, TooManyRequests
+from clipcore.errors import (
+    Conflict,
+    InvalidInput,
+    ServiceUnavailable,
+    StoreOutOfMemory,
+    TooManyRequests,
+)
 
 POLL_AFTER_SECONDS = 1
 QUEUE_FULL_RETRY_SECONDS = 10
@@ -107,9 +114,19 @@ class JobSubmitter:
         total: int,
         callback_url: str,
     ) -> Job:
-        if not await self.store.reserve_queue_place(job_id, self.settings.max_queued_jobs):
+        settings = self.settings
+        reserved = await self.store.reserve_queue_place(
+            job_id, self.owner, settings.max_queued_jobs, settings.max_queued_jobs_per_tenant
+        )
+        if reserved == 0:
             raise TooManyRequests(
-                f"{self.settings.max_queued_jobs} jobs are waiting; try again later",
+                f"{settings.max_queued_jobs} jobs are waiting; try again later",
+                headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+            )
+        if reserved < 0:
+            raise TooManyRequests(
+                f"this API key has {settings.max_queued_jobs_per_tenant} unfinished jobs "
+                "(CLIPQ_MAX_QUEUED_JOBS_PER_TENANT); wait for some to finish",
                 headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
             )
         blobs = {upload.ref.sha256: upload.data for upload in uploads}
@@ -117,16 +134,17 @@ class JobSubmitter:
             job = await self.store.create_job(
                 job_id, payload, blobs.items(), total, owner=self.owner, callback_url=callback_url
             )
-        except BaseException:
-            await self.store.release_queue_place(job_id)
+            await self.queue.enqueue(payload.kind, job_id)
+        except BaseException as exc:
+            # The client hears of a failure, so nothing of this job may stay behind.
+            await self.store.discard_job(job_id, self.owner)
+            if isinstance(exc, OutOfMemoryError):
+                raise StoreOutOfMemory() from exc
+            if isinstance(exc, KombuError | RedisError | OSError):
+                detail = f"the job could not be queued ({exc.__class__.__name__})"
+                raise ServiceUnavailable(detail) from exc
             raise
         await record_submit(self.store.redis, str(payload.kind))
-        try:
-            await self.queue.enqueue(payload.kind, job_id)
-        except (KombuError, RedisError, OSError) as exc:
-            error = ServiceUnavailable(f"the job could not be queued ({exc.__class__.__name__})")
-            await self.store.fail_job(job_id, error.to_problem())
-            raise error from exc
         return job
 
 

@@ -1,10 +1,15 @@
-"""Refusing oversized request bodies before anything parses them."""
+"""Refusing oversized request bodies before anything parses them, and slow ones in time."""
 
 from __future__ import annotations
 
+import asyncio
+from http import HTTPStatus
+
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response
+from clipcore.contracts import Problem
 from clipcore.errors import PayloadTooLarge
 
 
@@ -36,7 +41,11 @@ class BodySizeLimit:
             return
         body, more = bytearray(), True
         while more:
-            message = await receive()
+            try:
+                message = await receive()
+            except HTTPException as exc:  # the body's deadline passed (BodyDeadline)
+                await self._answer(scope, receive, send, exc.status_code, str(exc.detail))
+                return
             if message["type"] != "http.request":
                 return
             body += message.get("body", b"")
@@ -50,6 +59,11 @@ class BodySizeLimit:
         error = PayloadTooLarge(f"the request body is over the limit of {self.max_bytes} bytes")
         await problem_response(error.to_problem(), {"Connection": "close"})(scope, receive, send)
 
+    @staticmethod
+    async def _answer(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+        problem = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail)
+        await problem_response(problem, {"Connection": "close"})(scope, receive, send)
+
 
 def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
@@ -62,3 +76,43 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+class BodyDeadline:
+    """ASGI middleware: the whole body must arrive within ``seconds`` of its headers.
+
+    A client that sends its upload a byte at a time would otherwise hold its connection (and
+    whatever it has sent so far) for as long as it likes; an idle-read timeout does not stop
+    one that sends a byte every few seconds. Past the deadline the request gets a 408 problem
+    and its connection is closed. After the last chunk, ``receive`` waits for a disconnect
+    as usual, without a deadline. (Headers are bounded by the server: ``api.server``.)
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        complete = False
+
+        async def receive_in_time() -> Message:
+            nonlocal complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"the request body did not arrive within {self.seconds:g} s",
+                    headers={"Connection": "close"},
+                ) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, receive_in_time, send)

@@ -7,6 +7,7 @@ the Prometheus text format at ``GET /metrics``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 
 import redis
@@ -18,10 +19,13 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from redis.exceptions import RedisError
 
 METRICS_KEY = "clipq:metrics"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+log = logging.getLogger(__name__)
 
 
 def _bucket(value: float, buckets: tuple[float, ...]) -> str:
@@ -48,7 +52,7 @@ def record_finish(client: redis.Redis, kind: str, status: str, latency: float) -
 
 
 async def record_submit(client: aioredis.Redis, kind: str) -> None:
-    await client.hincrby(METRICS_KEY, f"submitted:{kind}", 1)
+    await _count(client, f"submitted:{kind}")
 
 
 class _Snapshot:
@@ -135,4 +139,12 @@ async def render(client: aioredis.Redis, gauges: Mapping[str, float]) -> bytes:
 
 
 async def record_cancelled(client: aioredis.Redis, kind: str) -> None:
-    await client.hincrby(METRICS_KEY, f"finished:{kind}:cancelled", 1)
+    await _count(client, f"finished:{kind}:cancelled")
+
+
+async def _count(client: aioredis.Redis, field: str) -> None:
+    """Add one to a counter; a metrics hiccup never fails a request that already succeeded."""
+    try:
+        await client.hincrby(METRICS_KEY, field, 1)
+    except RedisError as exc:
+        log.warning("could not count %s: %s", field, exc)

@@ -16,13 +16,15 @@ OCTET_STREAM = "application/octet-stream"
 _DESCRIPTIONS = {
     400: "Malformed request body (not parseable as multipart/form-data or JSON)",
     401: "Missing or invalid API key (when the service requires keys)",
+    403: "Quota exceeded: this API key holds all it may; delete something first",
     404: "Unknown id",
     409: "Conflict with the resource's state",
     413: "Upload too large",
     415: "Unsupported media type",
     422: "Invalid input: the problem names the field or file",
-    429: "Too many jobs waiting; retry after Retry-After seconds",
-    503: "Redis or the queue is unreachable; retry after Retry-After seconds",
+    429: "Too many jobs or waits (the service's or this API key's); retry after Retry-After",
+    503: "Redis or the queue is unreachable or busy; retry after Retry-After seconds",
+    507: "The job store (Redis) is out of memory: nothing was kept; retry after Retry-After",
 }
 
 

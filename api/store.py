@@ -15,8 +15,10 @@ that it is atomic and guarded:
 
 Keys: ``clipq:job:{id}`` (hash), ``clipq:blob:{sha256}`` (upload bytes),
 ``clipq:jobs:queued`` and ``clipq:jobs:running`` (sorted sets: queue depth and
-the reaper's view), ``clipq:idem:{owner}:{key}`` (idempotency keys),
-``clipq:worker:{hostname}`` (worker heartbeats).
+the reaper's view), ``clipq:tenant:{owner}:jobs`` (sorted set: the tenant's
+unfinished jobs, for its quota), ``clipq:idem:{owner}:{key}`` (idempotency
+keys), ``clipq:workers`` (sorted set: last heartbeat of each worker) and
+``clipq:worker:{hostname}`` (what the worker runs). No hot path scans the keyspace.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 
 import redis
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
+from api.collection_store import TENANT_PREFIX, tenant_key
+from api.events import RECHECK_SECONDS, JobEvents, events_channel
 from clipcore.contracts import (
     Job,
     JobKind,
@@ -45,6 +50,7 @@ from clipcore.contracts import (
 PREFIX = "clipq"
 QUEUED_KEY = f"{PREFIX}:jobs:queued"
 RUNNING_KEY = f"{PREFIX}:jobs:running"
+WORKERS_KEY = f"{PREFIX}:workers"
 WORKER_HEARTBEAT_SECONDS = 5
 WORKER_HEARTBEAT_TTL = 15
 
@@ -57,28 +63,39 @@ def blob_key(sha256: str) -> str:
     return f"{PREFIX}:blob:{sha256}"
 
 
-def events_channel(job_id: str) -> str:
-    """Pub/sub channel told when the job reaches a final status (wakes long polls)."""
-    return f"{PREFIX}:job-events:{job_id}"
+def tenant_jobs_key(owner: str) -> str:
+    return f"{tenant_key(owner)}:jobs"
 
 
 def idempotency_key(owner: str, key: str) -> str:
     return f"{PREFIX}:idem:{owner}:{key}"
 
 
-def worker_key(hostname: str) -> str:
-    return f"{PREFIX}:worker:{hostname}"
+def worker_key(name: str) -> str:
+    return f"{PREFIX}:worker:{name}"
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Every script that ends a job also takes it off its tenant's unfinished jobs (the job's
+# hash names the owner; like CLAIM below, this reaches a key not declared in KEYS).
+SETTLE = f"""
+local function settle(job)
+  local owner = redis.call('HGET', job, 'owner') or ''
+  if owner == '' then owner = '-' end
+  redis.call('ZREM', '{TENANT_PREFIX}' .. owner .. ':jobs', redis.call('HGET', job, 'id'))
+end
+"""
+
 # KEYS: job, queued, running, events. ARGV: now iso, now epoch, lease, stale seconds,
 # max attempts, problem JSON for a job out of attempts.
 # 1 run it; 0 final already (e.g. cancelled); -1 gone; -2 out of attempts (now failed);
 # -3 another worker holds a fresh lease (this delivery is a duplicate).
-START_SCRIPT = """
+START_SCRIPT = (
+    SETTLE
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'running' then
@@ -91,6 +108,7 @@ if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[5])
   redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[6])
   redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
   redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
+  settle(KEYS[1])
   redis.call('PUBLISH', KEYS[4], 'failed')
   return -2
 end
@@ -102,6 +120,7 @@ redis.call('ZREM', KEYS[2], id)
 redis.call('ZADD', KEYS[3], ARGV[2], id)
 return 1
 """
+)
 
 # KEYS: job, running. ARGV: lease, now epoch, done (or '' for a heartbeat only).
 # Returns the status, or 'lost' when another worker now holds the job.
@@ -116,7 +135,9 @@ return status
 """
 
 # KEYS: job, running, events. ARGV: lease, status, finished iso, field, document, ttl.
-FINISH_SCRIPT = """
+FINISH_SCRIPT = (
+    SETTLE
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], ARGV[4], ARGV[5])
@@ -125,12 +146,16 @@ if ARGV[2] == 'succeeded' then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+settle(KEYS[1])
 redis.call('PUBLISH', KEYS[3], ARGV[2])
 return 1
 """
+)
 
 # KEYS: job, queued, running, events. ARGV: finished iso. 1 cancelled, 0 final, -1 unknown.
-CANCEL_SCRIPT = """
+CANCEL_SCRIPT = (
+    SETTLE
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status ~= 'queued' and status ~= 'running' then return 0 end
@@ -138,13 +163,17 @@ redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1])
 local id = redis.call('HGET', KEYS[1], 'id')
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
+settle(KEYS[1])
 redis.call('PUBLISH', KEYS[4], 'cancelled')
 return 1
 """
+)
 
 # KEYS: job, queued, running, events. ARGV: now epoch, stale seconds, max attempts,
 # finished iso, problem JSON. 1 re-queued, 0 not stale or not running, -2 out of attempts.
-REQUEUE_SCRIPT = """
+REQUEUE_SCRIPT = (
+    SETTLE
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 if status ~= 'running' then return 0 end
@@ -154,6 +183,7 @@ local id = redis.call('HGET', KEYS[1], 'id')
 redis.call('ZREM', KEYS[3], id)
 if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[5])
+  settle(KEYS[1])
   redis.call('PUBLISH', KEYS[4], 'failed')
   return -2
 end
@@ -161,11 +191,17 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'lease', '')
 redis.call('ZADD', KEYS[2], ARGV[1], id)
 return 1
 """
+)
 
-# KEYS: queued. ARGV: limit, job id, now epoch. 1 reserved a place in the queue, 0 full.
+# KEYS: queued, the tenant's unfinished jobs. ARGV: limit, job id, now epoch, tenant limit,
+# epoch before which a tenant's entry is stale (its record expired unfinished).
+# 1 reserved a place in the queue, 0 the queue is full, -1 the tenant's share is.
 RESERVE_SCRIPT = """
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 return 1
 """
 
@@ -258,17 +294,22 @@ def _job_keys(job_id: str) -> list[str]:
 class ApiStore:
     """What the API does with Redis (asyncio)."""
 
-    def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
+    def __init__(self, client: aioredis.Redis, ttl_seconds: int, events: JobEvents) -> None:
         self.redis = client
         self.ttl = ttl_seconds
+        self.events = events
         self._cancel = client.register_script(CANCEL_SCRIPT)
         self._reserve = client.register_script(RESERVE_SCRIPT)
 
-    async def reserve_queue_place(self, job_id: str, limit: int) -> bool:
-        return bool(await self._reserve(keys=[QUEUED_KEY], args=[limit, job_id, time.time()]))
-
-    async def release_queue_place(self, job_id: str) -> None:
-        await self.redis.zrem(QUEUED_KEY, job_id)
+    async def reserve_queue_place(
+        self, job_id: str, owner: str, limit: int, tenant_limit: int
+    ) -> int:
+        """1 reserved; 0 the queue holds ``limit`` jobs; -1 ``owner`` has ``tenant_limit``
+        unfinished ones."""
+        moment = time.time()
+        keys = [QUEUED_KEY, tenant_jobs_key(owner)]
+        args = [limit, job_id, moment, tenant_limit, moment - self.ttl]
+        return int(await self._reserve(keys=keys, args=args))
 
     async def queue_depth(self) -> int:
         return int(await self.redis.zcard(QUEUED_KEY))
@@ -312,17 +353,17 @@ class ApiStore:
     async def cancel_job(self, job_id: str) -> int:
         return int(await self._cancel(keys=_job_keys(job_id), args=[now().isoformat()]))
 
-    async def fail_job(self, job_id: str, problem: Problem) -> None:
-        """Mark a job that never reached the queue as failed."""
-        await self.redis.zrem(QUEUED_KEY, job_id)
-        await self.redis.hset(
-            job_key(job_id),
-            mapping={
-                "status": str(JobStatus.failed),
-                "finished_at": now().isoformat(),
-                "error": problem.model_dump_json(exclude_none=True),
-            },
-        )
+    async def discard_job(self, job_id: str, owner: str) -> None:
+        """Forget a job that never reached the queue: its client got an error instead.
+
+        Only deletions, which Redis allows even when it is out of memory — but not inside
+        MULTI, where it refuses every command then.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(job_key(job_id))
+            pipe.zrem(QUEUED_KEY, job_id)
+            pipe.zrem(tenant_jobs_key(owner), job_id)
+            await pipe.execute()
 
     async def claim_idempotency_key(
         self, owner: str, key: str, job_id: str, fingerprint: str
@@ -341,26 +382,28 @@ class ApiStore:
     async def release_idempotency_key(self, owner: str, key: str) -> None:
         await self.redis.delete(idempotency_key(owner, key))
 
-    async def wait_for_final(
-        self, job_id: str, timeout: float, owner: str | None = None
-    ) -> Job | None:
-        """The job once final, or as it is after ``timeout`` seconds (None if unknown)."""
-        async with self.redis.pubsub() as pubsub:
-            await pubsub.subscribe(events_channel(job_id))
-            # Subscribed before reading: a change between the read and the wait is not missed.
+    async def wait_for_final(self, job_id: str, timeout: float, owner: str) -> Job | None:
+        """The job once final, or as it is after ``timeout`` seconds (None if unknown).
+
+        The caller holds one of the owner's wait slots (:meth:`JobEvents.slot`).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self.events.watch(job_id) as finished:
             job = await self.get_job(job_id, owner)
-            deadline = asyncio.get_running_loop().time() + timeout
             while job is not None and not job.status.is_final:
-                remaining = deadline - asyncio.get_running_loop().time()
+                remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), min(remaining, RECHECK_SECONDS))
+                finished.clear()
                 job = await self.get_job(job_id, owner)
             return job
 
-    async def workers_alive(self) -> list[str]:
-        names = [_text(key) async for key in self.redis.scan_iter(match=worker_key("*"))]
-        return [name.removeprefix(worker_key("")) for name in names if name]
+    async def workers_alive(self) -> int:
+        """Workers that sent a heartbeat in the last ``WORKER_HEARTBEAT_TTL`` seconds."""
+        return int(await self.redis.zcount(WORKERS_KEY, time.time() - WORKER_HEARTBEAT_TTL, "+inf"))
 
 
 class WorkerStore:
@@ -472,6 +515,9 @@ class WorkerStore:
     def callback_url(self, job_id: str) -> str:
         return _text(self.redis.hget(job_key(job_id), "callback_url")) or ""
 
+    def owner(self, job_id: str) -> str:
+        return _text(self.redis.hget(job_key(job_id), "owner")) or ""
+
     def job(self, job_id: str) -> Job | None:
         record = self.redis.hgetall(job_key(job_id))
         return job_from_record(record) if record else None
@@ -479,8 +525,19 @@ class WorkerStore:
     def blobs(self, hashes: Sequence[str]) -> list[bytes | None]:
         return self.redis.mget([blob_key(h) for h in hashes]) if hashes else []
 
-    def heartbeat(self, hostname: str, info: dict[str, str]) -> None:
-        self.redis.set(worker_key(hostname), json.dumps(info), ex=WORKER_HEARTBEAT_TTL)
+    def workers_on(self, hostname: str) -> list[str]:
+        """The pool processes on ``hostname`` that sent a heartbeat in time."""
+        fresh = self.redis.zrangebyscore(WORKERS_KEY, time.time() - WORKER_HEARTBEAT_TTL, "+inf")
+        return [name for name in map(_text, fresh) if name and name.startswith(hostname + "/")]
+
+    def heartbeat(self, name: str, info: dict[str, str]) -> None:
+        """``name`` (host/pid) is alive; ``info`` says what it runs."""
+        moment = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(WORKERS_KEY, {name: moment})
+        pipe.zremrangebyscore(WORKERS_KEY, "-inf", moment - WORKER_HEARTBEAT_TTL)
+        pipe.set(worker_key(name), json.dumps(info), ex=WORKER_HEARTBEAT_TTL)
+        pipe.execute()
 
 
 def _out_of_attempts(max_attempts: int) -> str:

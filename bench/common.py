@@ -185,7 +185,7 @@ def service_pids(running: Service) -> dict[str, int]:
     pids = {"bench client": os.getpid()}
     for pid in api:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        if "uvicorn" in command:
+        if "api.server" in command:
             pids["api"] = pid
         elif "celery" in command:
             pids["worker main"] = pid

@@ -26,11 +26,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Upload:
-    """One image of a job: the client's filename, its content address and its bytes."""
+    """One image of a job: the client's filename, its content address and its bytes.
+
+    ``scope`` partitions the embedding cache (the job's tenant): whether an image was seen
+    before must never tell one tenant what another uploaded.
+    """
 
     filename: str
     sha256: str
     data: bytes
+    scope: str = ""
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.scope}:{self.sha256}" if self.scope else self.sha256
 
 
 @dataclass
@@ -92,9 +101,10 @@ def embed_fitting(clip: LoadedClip, pixel_values: torch.Tensor) -> list[torch.Te
 
 
 class EmbeddingStore(Protocol):
-    """Image embeddings kept by content address, so a re-submitted image costs no forward pass."""
+    """Image embeddings kept by :attr:`Upload.cache_key`, so a re-submitted image costs no
+    forward pass."""
 
-    def get_many(self, hashes: Sequence[str]) -> list[torch.Tensor | None]: ...
+    def get_many(self, keys: Sequence[str]) -> list[torch.Tensor | None]: ...
 
     def put_many(self, embeddings: dict[str, torch.Tensor]) -> None: ...
 
@@ -121,7 +131,7 @@ def embed_uploads(
     """
     results: list[torch.Tensor | Problem | None] = [None] * len(uploads)
     if cache is not None:
-        results = list(cache.get_many([upload.sha256 for upload in uploads]))
+        results = list(cache.get_many([upload.cache_key for upload in uploads]))
     todo = [i for i, item in enumerate(results) if item is None]
     done = len(uploads) - len(todo)
     if done:
@@ -139,7 +149,7 @@ def embed_uploads(
             for position, item in zip(batch.indices, embeddings, strict=True):
                 results[todo[position]] = item
                 if isinstance(item, torch.Tensor):
-                    fresh[pending[position].sha256] = item
+                    fresh[pending[position].cache_key] = item
         done += batch.size
         on_progress(done)
     if cache is not None and fresh:

@@ -16,13 +16,12 @@ from clipcore.batching import (
 from clipcore.clip_model import LoadedClip
 from clipcore.contracts import ClassifiedImage, LabelScore, Problem
 from clipcore.encode import EmbeddingCache, embed_texts
-
-DEFAULT_TEMPLATE = "a photo of a {}."
+from clipcore.prompts import format_prompt
 
 
 def format_prompts(labels: Sequence[str], template: str) -> list[str]:
     """``template`` with each label in place of ``{}``."""
-    return [template.replace("{}", label) for label in labels]
+    return [format_prompt(template, label) for label in labels]
 
 
 def build_zero_shot_classifier(

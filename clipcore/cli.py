@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from clipcore.cli_collections import add_parsers as add_collection_parsers
+from clipcore.cli_collections import add_server_arguments, client
 from clipcore.contracts import ScenesResult
 from clipcore.errors import ClipqError
 from clipcore.scenes import DatasetSummary, summarize_dataset
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     scenes.add_argument("--speed", choices=[s.value for s in Speed], default=Speed.balanced.value)
     scenes.add_argument("--taxonomy", type=Path, help="a taxonomy JSON file (default: shipped)")
-    scenes.add_argument("--server", help="a running clipq, e.g. http://127.0.0.1:8080")
+    add_server_arguments(scenes, None)  # in-process unless --server is given
     scenes.add_argument("--model", help="CLIP for in-process runs (default: CLIPQ_CLIP_MODEL)")
     scenes.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     scenes.set_defaults(run=run_scenes)
@@ -50,9 +51,7 @@ def run_scenes(args: argparse.Namespace) -> int:
     taxonomy = parse_taxonomy(args.taxonomy.read_bytes()) if args.taxonomy else None
     speed = Speed(args.speed)
     if args.server:
-        from api.client import ClipqClient  # the service's HTTP client (no torch)
-
-        result = ClipqClient(args.server).scenes(
+        result = client(args).scenes(
             args.images, speed=speed, taxonomy=taxonomy, progress=not args.quiet
         )
     else:

@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from clipcore.settings import get_settings
+
 if TYPE_CHECKING:
     from api.client import ClipqClient
     from clipcore.retrieval_models import SearchResult
 
-DEFAULT_SERVER = os.environ.get("CLIPQ_SERVER", "http://127.0.0.1:8080")
+
+def add_server_arguments(parser: argparse.ArgumentParser, server: str | None) -> None:
+    """``--server`` (default: ``server``, None for in-process) and ``--api-key``."""
+    settings = get_settings()
+    parser.add_argument(
+        "--server",
+        default=server,
+        help="a running clipq, e.g. http://127.0.0.1:8080"
+        + (" (default: CLIPQ_SERVER, %(default)s)" if server else ""),
+    )
+    parser.add_argument(
+        "--api-key",
+        default=settings.api_key,
+        help="the service's API key (default: CLIPQ_API_KEY)",
+    )
+
+
+def client(args: argparse.Namespace) -> ClipqClient:
+    from api.client import ClipqClient  # the service's HTTP client (no torch)
+
+    return ClipqClient(args.server, api_key=args.api_key)
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--server", default=DEFAULT_SERVER, help="default: %(default)s")
+        add_server_arguments(parser, get_settings().server)
         parser.add_argument("--collection", "-c", required=True, help="collection name or id")
         parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -49,10 +70,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from api.client import ClipqClient
-
-    client = ClipqClient(args.server)
-    collection = client.collection(args.collection, create=True)
+    service = client(args)
+    collection = service.collection(args.collection, create=True)
     if args.cifar10:
         from clipcore.cifar10 import read_cifar10
 
@@ -64,7 +83,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     else:
         items = _files(args.images, args.label)
         total = len(args.images)
-    result = client.ingest(collection.id, items, total=total, progress=not args.quiet)
+    result = service.ingest(collection.id, items, total=total, progress=not args.quiet)
     print(
         f"{collection.name}: {result.added} added, {result.duplicates} duplicates, "
         f"{result.failed} failed"
@@ -84,16 +103,14 @@ def _files(paths: list[Path], labels: list[str]) -> Iterator[tuple[str, bytes, l
 
 
 def run_search(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
-    from api.client import ClipqClient
-
-    client = ClipqClient(args.server)
-    collection = client.collection(args.collection)
+    service = client(args)
+    collection = service.collection(args.collection)
     queries = iter(args.query) if args.query else _prompt(stdin)
     for query in queries:
         request: dict[str, object] = {"query": query, "top_k": args.top_k, "rerank": args.rerank}
         if args.min_score is not None:
             request["min_score"] = args.min_score
-        result = client.search(collection.id, **request)
+        result = service.search(collection.id, **request)
         if result.no_match:
             print(f"No match (best score {result.best_score:.3f} < {result.min_score:.3f})")
             continue
@@ -103,7 +120,7 @@ def run_search(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
             scores = f"{hit.score:.3f} (image {hit.image_score:.3f}{crop})"
             print(f"{rank:>3}. {hit.filename:<24} {labels:<20} {scores}")
         if args.grid:
-            _write_grid(client, result, args.grid)
+            _write_grid(service, result, args.grid)
             print(f"wrote {args.grid}")
     return 0
 
@@ -119,14 +136,14 @@ def _prompt(stdin: TextIO) -> Iterator[str]:
             yield line.strip()
 
 
-def _write_grid(client: ClipqClient, result: SearchResult, path: Path) -> None:
+def _write_grid(service: ClipqClient, result: SearchResult, path: Path) -> None:
     from PIL import Image
 
     from clipcore.contact_sheet import SheetItem, contact_sheet
 
     items = [
         SheetItem(
-            thumbnail=Image.open(io.BytesIO(client.thumbnail(hit.thumbnail_url))),
+            thumbnail=Image.open(io.BytesIO(service.thumbnail(hit.thumbnail_url))),
             title=f"{rank}. {hit.filename}",
             detail=f"{hit.score:.3f}"
             + (f" crop {hit.crop_score:.3f}" if hit.crop_score is not None else ""),
@@ -139,12 +156,10 @@ def _write_grid(client: ClipqClient, result: SearchResult, path: Path) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from api.client import ClipqClient
-
-    client = ClipqClient(args.server)
-    collection = client.collection(args.collection)
+    service = client(args)
+    collection = service.collection(args.collection)
     ks = [int(k) for k in args.ks.split(",")]
-    result = client.evaluate(
+    result = service.evaluate(
         collection.id, ks=ks, prompt_template=args.template, progress=not args.quiet
     )
     print(f"{collection.name}: {result.images} images, {len(result.queries)} queries")

@@ -95,6 +95,14 @@ class TooManyRequests(ClipqError):
     title = "Too many requests"
 
 
+class QuotaExceeded(ClipqError):
+    """The tenant holds all it may (collections, stored images): it must delete some first."""
+
+    status = 403
+    slug = "quota-exceeded"
+    title = "Quota exceeded"
+
+
 class NotFound(ClipqError):
     status = 404
     slug = "not-found"
@@ -117,6 +125,21 @@ class ServiceUnavailable(ClipqError):
     status = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+
+class StoreOutOfMemory(ClipqError):
+    """Redis refused a write: it is at its ``maxmemory``. Nothing of the request was kept."""
+
+    status = 507
+    slug = "store-out-of-memory"
+    title = "Job store out of memory"
+
+    def __init__(
+        self,
+        detail: str = "the job store (Redis) is out of memory; nothing of this request was "
+        "kept; try again later",
+    ) -> None:
+        super().__init__(detail)
 
 
 class JobCancelled(ClipqError):

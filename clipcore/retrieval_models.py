@@ -11,13 +11,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from clipcore.problem import Problem
+from clipcore.prompts import DEFAULT_TEMPLATE, Label, PromptTemplate, Query
 
 Box = Annotated[list[float], Field(min_length=4, max_length=4)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 DEFAULT_KS = [1, 5, 10]
+MAX_QUERIES = 10_000  # in any deployment; CLIPQ_MAX_QUERIES may set a lower limit
 
 
 class RerankMode(StrEnum):
@@ -85,7 +86,7 @@ class CollectionImagePage(BaseModel):
 class IngestItem(BaseModel):
     sha256: str
     filename: str
-    labels: list[str] = []
+    labels: list[Label] = []
     metadata: dict[str, Any] = {}
 
 
@@ -123,7 +124,7 @@ class IngestResult(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    query: Query
     top_k: int = Field(10, ge=1, le=1000)
     rerank: RerankMode = RerankMode.none
     fusion: Fusion = Fusion.max
@@ -175,17 +176,18 @@ class SearchResult(BaseModel):
 
 
 class EvaluationQuery(BaseModel):
-    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-    relevant_labels: Annotated[list[Label], Field(min_length=1)]
+    query: Query
+    relevant_labels: Annotated[list[Label], Field(min_length=1, max_length=100)]
 
 
 class EvaluateRequest(BaseModel):
     queries: list[EvaluationQuery] | None = Field(
         None,
-        max_length=10_000,
-        description="None: one query per label in the collection, from prompt_template.",
+        max_length=MAX_QUERIES,
+        description="None: one query per label in the collection, from prompt_template. "
+        "At most CLIPQ_MAX_QUERIES (1,000 by default), sent or made from labels.",
     )
-    prompt_template: str = "a photo of a {}."
+    prompt_template: PromptTemplate = DEFAULT_TEMPLATE
     ks: list[int] = Field(default_factory=lambda: list(DEFAULT_KS), min_length=1, max_length=20)
     fusion: Fusion = Fusion.max
     crop_weight: float = Field(0.5, ge=0, le=1)
@@ -199,12 +201,6 @@ class EvaluateRequest(BaseModel):
         if any(k < 1 or k > 1000 for k in ks):
             raise ValueError("every k must be between 1 and 1000")
         return sorted(set(ks))
-
-    @model_validator(mode="after")
-    def _template_has_slot(self) -> EvaluateRequest:
-        if self.queries is None and self.prompt_template.count("{}") != 1:
-            raise ValueError("prompt_template must contain '{}' exactly once")
-        return self
 
 
 class EvaluatePayload(EvaluateRequest):

@@ -26,9 +26,11 @@ class Settings(BaseSettings):
         "hub id such as 'openai/clip-vit-base-patch32', or a local folder.",
     )
     detector_model: str = Field(
-        "embedded",
-        description="Mask R-CNN for crop proposals: 'embedded', 'torchvision:COCO_V1' "
-        "(maskrcnn_resnet50_fpn_v2 weights), a folder (config.json + model.safetensors) or a .pth.",
+        "auto",
+        description="Mask R-CNN for crop proposals: 'auto' (the embedded detector beside the "
+        "embedded CLIP, 'torchvision:COCO_V1' beside any other), 'embedded', "
+        "'torchvision:COCO_V1' (maskrcnn_resnet50_fpn_v2 weights), a folder (config.json + "
+        "model.safetensors) or a .pth.",
     )
     device: Literal["auto", "cpu", "cuda"] | str = Field(
         "auto", description="Torch device for the worker; 'auto' is cuda when available."
@@ -65,6 +67,33 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(
         10_000, ge=1, description="Queue depth past which new jobs get 429 with Retry-After."
     )
+    max_queued_jobs_per_tenant: int = Field(
+        2_000,
+        ge=1,
+        description="Unfinished (queued or running) jobs of one API key past which its new jobs "
+        "get 429 with Retry-After, so that one tenant cannot fill the queue.",
+    )
+    max_collections_per_tenant: int = Field(
+        1_000, ge=1, description="Collections one API key may hold (403 past it)."
+    )
+    max_images_per_tenant: int = Field(
+        1_000_000,
+        ge=1,
+        description="Images one API key may store across its collections (403 past it).",
+    )
+    max_queries: int = Field(
+        1_000,
+        ge=1,
+        le=10_000,
+        description="Most queries of one evaluation, whether sent or made from the collection's "
+        "labels.",
+    )
+    max_waits_per_tenant: int = Field(
+        64,
+        ge=1,
+        description="Long-polls (?wait=N) and synchronous /api requests of one API key that may "
+        "wait at once in one API process (429 past it).",
+    )
     task_soft_time_limit: int = Field(
         600, ge=1, description="Seconds before a task is asked to stop (it fails cleanly)."
     )
@@ -97,6 +126,41 @@ class Settings(BaseSettings):
         "/api request needs 'Authorization: Bearer <key>'. Empty: no authentication.",
     )
     api_key_file: str = Field("", description="A file of API keys, one per line (# comments).")
+    metrics_key: str = Field(
+        "",
+        description="When set, GET /metrics needs 'Authorization: Bearer <this key>'; "
+        "empty: /metrics is open.",
+    )
+    server: str = Field(
+        "http://127.0.0.1:8080", description="The clipq service the CLI talks to (--server)."
+    )
+    api_key: str = Field("", description="The API key the CLI sends (--api-key).")
+    api_host: str = Field("127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(8080, ge=1, le=65535, description="Port the API listens on.")
+    api_workers: int = Field(1, ge=1, description="API server processes.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies whose X-Forwarded-For/-Proto headers the API trusts ('*': any).",
+    )
+    header_timeout_seconds: float = Field(
+        10, gt=0, description="A request whose headers are not complete by then is closed (408)."
+    )
+    request_body_timeout_seconds: float = Field(
+        120, gt=0, description="A request body not complete this long after its headers: 408."
+    )
+    keep_alive_seconds: int = Field(5, ge=1, description="Idle keep-alive connections close.")
+    graceful_shutdown_seconds: int = Field(
+        30, ge=1, description="On SIGTERM, how long the API lets requests in flight finish."
+    )
+    redis_max_connections: int = Field(
+        100,
+        ge=2,
+        description="Redis connections of one API process; past them a request waits up to "
+        "redis_pool_timeout_seconds for one (long-polls share a single connection).",
+    )
+    redis_pool_timeout_seconds: float = Field(
+        5, gt=0, description="How long a request waits for a free Redis connection (then 503)."
+    )
     webhook_secret: str = Field(
         "",
         description="Standard Webhooks signing secret ('whsec_' + base64), for callback_url.",
@@ -119,6 +183,14 @@ class Settings(BaseSettings):
     preload_model: bool = Field(
         True, description="Load the model when a worker process starts, not on its first job."
     )
+
+    @property
+    def resolved_detector_model(self) -> str:
+        """The detector to load: 'auto' pairs the embedded CLIP with the embedded detector
+        (both know only the generated world) and any other CLIP with COCO Mask R-CNN."""
+        if self.detector_model != "auto":
+            return self.detector_model
+        return "embedded" if self.clip_model in ("", "embedded") else "torchvision:COCO_V1"
 
     @model_validator(mode="after")
     def _hard_limit_after_soft(self) -> Settings:

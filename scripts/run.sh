@@ -9,7 +9,7 @@ scripts/ensure-redis.sh
 "$venv/bin/celery" -A worker.celery_app worker --concurrency "${CLIPQ_WORKER_CONCURRENCY:-1}" \
     --loglevel INFO &
 worker=$!
-"$venv/bin/uvicorn" api.main:app --host "${CLIPQ_HOST:-127.0.0.1}" --port "${CLIPQ_PORT:-8080}" &
+"$venv/bin/python" -m api.server &  # CLIPQ_API_HOST / CLIPQ_API_PORT, default 127.0.0.1:8080
 api=$!
 
 stop() {
@@ -18,6 +18,6 @@ stop() {
     wait "$worker" "$api" 2>/dev/null || true
 }
 trap stop INT TERM EXIT
-echo "clipq: API on http://${CLIPQ_HOST:-127.0.0.1}:${CLIPQ_PORT:-8080} (docs at /docs); Ctrl-C stops it" >&2
+echo "clipq: API on http://${CLIPQ_API_HOST:-127.0.0.1}:${CLIPQ_API_PORT:-8080} (docs at /docs); Ctrl-C stops it" >&2
 # Whichever ends first (or Ctrl-C) ends both.
 wait -n "$worker" "$api"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,36 @@ def test_services_wait_for_healthy_redis_and_worker_gets_a_gpu() -> None:
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert services["api"]["ports"] == ["8080:8080"]
+
+
+def test_compose_serves_real_models_and_embedded_is_one_setting_away() -> None:
+    from clipcore.settings import Settings
+
+    env = compose()["x-clipq-env"]
+    assert env["CLIPQ_CLIP_MODEL"] == "${CLIPQ_CLIP_MODEL:-openai/clip-vit-base-patch32}"
+    assert env["CLIPQ_DETECTOR_MODEL"] == "${CLIPQ_DETECTOR_MODEL:-auto}"
+    # 'auto' pairs the detector with the CLIP: COCO beside a real one, embedded beside embedded.
+    real = Settings(clip_model="openai/clip-vit-base-patch32", detector_model="auto")
+    assert real.resolved_detector_model == "torchvision:COCO_V1"
+    assert Settings(clip_model="embedded", detector_model="auto").resolved_detector_model == (
+        "embedded"
+    )
+    assert Settings().clip_model == "embedded"  # make run keeps the offline default
+
+
+def test_worker_caches_weights_in_a_volume_and_waits_for_them() -> None:
+    services = compose()["services"]
+    assert "model-cache:/home/clipq/.cache" in services["worker"]["volumes"]
+    assert "model-cache" in compose()["volumes"]
+    worker = (ROOT / "Dockerfile.worker").read_text()
+    assert "HF_HOME=/home/clipq/.cache/huggingface" in worker
+    assert "TORCH_HOME=/home/clipq/.cache/torch" in worker
+    health = re.search(r"HEALTHCHECK .*--start-period=(\d+)s", worker)
+    assert health and int(health.group(1)) >= 600  # room for the first download
+    assert 'CMD ["python", "-m", "worker.health"]' in worker
+
+
+def test_api_image_runs_the_server_with_deadlines() -> None:
+    api = (ROOT / "Dockerfile.api").read_text()
+    assert 'CMD ["python", "-m", "api.server"]' in api
+    assert "CLIPQ_API_HOST=0.0.0.0" in api

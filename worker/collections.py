@@ -8,13 +8,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from api.collection_store import Collections
 from clipcore import retrieval
 from clipcore.batching import Upload
 from clipcore.classify import cached_classifier
 from clipcore.clip_model import LoadedClip
 from clipcore.encode import EmbeddingCache, embed_texts
-from clipcore.errors import Conflict, NotFound
+from clipcore.errors import Conflict, NotFound, QuotaExceeded
 from clipcore.ingest import CropSettings, PreparedImage, prepare_images
 from clipcore.metrics import mean
 from clipcore.problem import Problem
@@ -37,6 +36,7 @@ from clipcore.retrieval_models import (
     SearchResult,
 )
 from clipcore.settings import Settings
+from worker.collection_store import Collections
 
 
 class CollectionIndexes:
@@ -127,8 +127,12 @@ def ingest(
         if not image_id:
             first_of.setdefault(item.sha256, item)  # the same bytes twice: the first is added
     fresh = list(first_of.values())
-    fresh_ids = {id(item) for item in fresh}
     duplicates = len(payload.images) - len(fresh)
+    # The API refused a request past the tenant's quota; here concurrent ingests meet it too.
+    room = store.room(store.owner(payload.collection_id), settings.max_images_per_tenant)
+    over_quota = {item.sha256: _over_quota(settings) for item in fresh[room:]}
+    fresh = fresh[:room]
+    fresh_ids = {id(item) for item in fresh}
     crops = CropSettings(
         settings.crops_per_image,
         settings.crop_min_score,
@@ -147,21 +151,31 @@ def ingest(
     ok = [
         (item, p) for item, p in zip(fresh, prepared, strict=True) if isinstance(p, PreparedImage)
     ]
-    ids = (
-        store.append(
-            payload.collection_id,
-            [_record(item, p) for item, p in ok],
-            _stack([p.embedding[None] for _, p in ok]),
-            _stack([p.crop_embeddings for _, p in ok]),
-            [len(p.regions) for _, p in ok],
+    try:
+        stored_ids = (
+            store.append(
+                payload.collection_id,
+                [_record(item, p) for item, p in ok],
+                _stack([p.embedding[None] for _, p in ok]),
+                _stack([p.crop_embeddings for _, p in ok]),
+                [len(p.regions) for _, p in ok],
+                settings.max_images_per_tenant,
+            )
+            if ok
+            else {}
         )
-        if ok
-        else []
-    )
-    if ok and ids[0] is None:
-        raise NotFound(f"collection {payload.collection_id} was deleted during the ingest")
+    except LookupError:
+        raise NotFound(
+            f"collection {payload.collection_id} was deleted during the ingest"
+        ) from None
+    # Concurrent ingests of the same tenant may have taken the room counted above.
+    over_quota |= {
+        item.sha256: _over_quota(settings) for item, _ in ok if item.sha256 not in stored_ids
+    }
     stored = {
-        item.sha256: (image_id, len(p.regions)) for (item, p), image_id in zip(ok, ids, strict=True)
+        item.sha256: (stored_ids[item.sha256], len(p.regions))
+        for item, p in ok
+        if item.sha256 in stored_ids
     }
     failures = {
         item.sha256: p for item, p in zip(fresh, prepared, strict=True) if isinstance(p, Problem)
@@ -169,7 +183,9 @@ def ingest(
     images = []
     for item, image_id in zip(payload.images, known, strict=True):
         entry = IngestedImage(filename=item.filename, sha256=item.sha256, status=IngestStatus.added)
-        if id(item) not in fresh_ids:  # stored before, or earlier in this same upload
+        if item.sha256 in over_quota:
+            entry.status, entry.error = IngestStatus.failed, over_quota[item.sha256]
+        elif id(item) not in fresh_ids:  # stored before, or earlier in this same upload
             entry.status = IngestStatus.duplicate
             entry.image_id = image_id or stored.get(item.sha256, (None, 0))[0]
         elif item.sha256 in failures:
@@ -184,6 +200,13 @@ def ingest(
         failed=sum(1 for i in images if i.status == IngestStatus.failed),
         images=images,
     )
+
+
+def _over_quota(settings: Settings) -> Problem:
+    return QuotaExceeded(
+        f"the API key's {settings.max_images_per_tenant} images are stored "
+        "(CLIPQ_MAX_IMAGES_PER_TENANT); delete a collection first"
+    ).to_problem()
 
 
 def _record(item: IngestItem, prepared: PreparedImage) -> dict:

@@ -149,7 +149,7 @@ def _load(store: WorkerStore, job_id: str) -> ClaimedJob:
     try:
         model = ClassifyPayload if kind == JobKind.classify else ScenesPayload
         job.payload = model.model_validate_json(store.payload(job_id) or "")
-        job.uploads = load_uploads(store, job.payload.images)
+        job.uploads = load_uploads(store, job.payload.images, scope=store.owner(job_id))
     except ValidationError:
         log.exception("job %s has an unreadable payload", job_id)
         job.problem = _internal_error()
@@ -191,13 +191,14 @@ def embed_shared(
 ) -> list[list[Embedded]]:
     """Embed the uploads of several jobs together; returns each job's embeddings, in order.
 
-    An upload that appears in several jobs (same bytes, same filename) is embedded once.
-    The filename is part of the key because an undecodable image's problem names it.
+    An upload that appears in several jobs of one tenant (same bytes, same filename) is
+    embedded once; the filename is part of the key because an undecodable image's problem
+    names it, the tenant (``cache_key``) so that sharing tells no tenant of another's upload.
     """
     unique: dict[tuple[str, str], Upload] = {}
     for uploads in groups:
         for upload in uploads:
-            unique.setdefault((upload.sha256, upload.filename), upload)
+            unique.setdefault((upload.cache_key, upload.filename), upload)
     flat = list(unique.values())
     items = embed_uploads(
         models.clip,
@@ -207,8 +208,8 @@ def embed_shared(
         cache=models.image_cache,
         observe=models.observe,
     )
-    by_key = {(u.sha256, u.filename): item for u, item in zip(flat, items, strict=True)}
-    return [[by_key[(u.sha256, u.filename)] for u in uploads] for uploads in groups]
+    by_key = {(u.cache_key, u.filename): item for u, item in zip(flat, items, strict=True)}
+    return [[by_key[(u.cache_key, u.filename)] for u in uploads] for uploads in groups]
 
 
 def _result(

@@ -1,8 +1,8 @@
 """Running one job inside a task: the part every job kind shares.
 
 ``run_job`` takes the job under a lease, keeps the lease alive from a helper
-thread, hands the job's payload and a progress callback to a clipcore
-function, and stores the outcome. The record stays the truth: a job cancelled
+thread, hands the job's payload and a :class:`RunningJob` (progress, uploads)
+to a clipcore function, and stores the outcome. The record stays the truth: a job cancelled
 meanwhile stays cancelled, a duplicate delivery of a job another worker holds
 is dropped, and a client's bad input ends as a ``failed`` job with a problem,
 never as a crashed worker.
@@ -29,8 +29,6 @@ from clipcore.errors import ClipqError, JobCancelled, JobTimeout, NotFound
 from clipcore.settings import get_settings
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int], None]
 
 
 def new_lease() -> str:
@@ -77,24 +75,30 @@ class LeaseKeeper:
         self._stop.set()
 
 
-def progress_reporter(store: WorkerStore, job_id: str, lease: str) -> ProgressCallback:
-    """Record progress; raise :class:`JobCancelled` as soon as the job is no longer ours."""
+class RunningJob:
+    """What a task's work gets of its job: progress reports and its uploads, as its tenant's."""
 
-    def report(done: int) -> None:
-        status = store.beat(job_id, lease, done)
+    def __init__(self, store: WorkerStore, job_id: str, lease: str, owner: str) -> None:
+        self.store, self.job_id, self.lease, self.owner = store, job_id, lease, owner
+
+    def progress(self, done: int) -> None:
+        """Record progress; raise :class:`JobCancelled` as soon as the job is no longer ours."""
+        status = self.store.beat(self.job_id, self.lease, done)
         if status != JobStatus.running:
-            raise JobCancelled(f"job {job_id} is {status or 'gone'}; stopping")
+            raise JobCancelled(f"job {self.job_id} is {status or 'gone'}; stopping")
 
-    return report
+    def uploads(self, images: Sequence[ImageRef]) -> list[Upload]:
+        return load_uploads(self.store, images, scope=self.owner)
 
 
-def load_uploads(store: WorkerStore, images: Sequence[ImageRef]) -> list[Upload]:
+def load_uploads(store: WorkerStore, images: Sequence[ImageRef], *, scope: str) -> list[Upload]:
+    """The bytes of a job's images; ``scope`` (its tenant) partitions the embedding cache."""
     blobs = store.blobs([image.sha256 for image in images])
     missing = [image.filename for image, blob in zip(images, blobs, strict=True) if blob is None]
     if missing:
         raise NotFound(f"the uploaded bytes of {', '.join(missing)} expired before the job ran")
     return [
-        Upload(image.filename, image.sha256, blob)
+        Upload(image.filename, image.sha256, blob, scope)
         for image, blob in zip(images, blobs, strict=True)
     ]
 
@@ -103,7 +107,7 @@ def run_job(
     store: WorkerStore,
     job_id: str,
     parse: Callable[[str], JobPayload],
-    work: Callable[[JobPayload, ProgressCallback], JobResult],
+    work: Callable[[JobPayload, RunningJob], JobResult],
     notify: Callable[[str], None] = lambda job_id: None,
 ) -> JobStatus | None:
     """Run ``work`` for the job ``job_id``; returns the status it ended with (None if skipped).
@@ -133,7 +137,7 @@ def _run(
     store: WorkerStore,
     job_id: str,
     parse: Callable[[str], JobPayload],
-    work: Callable[[JobPayload, ProgressCallback], JobResult],
+    work: Callable[[JobPayload, RunningJob], JobResult],
 ) -> JobStatus | None:
     lease = new_lease()
     started = store.start(job_id, lease)
@@ -150,7 +154,7 @@ def _run(
         keeper.add([job_id])
         try:
             payload = parse(store.payload(job_id) or "")
-            result = work(payload, progress_reporter(store, job_id, lease))
+            result = work(payload, RunningJob(store, job_id, lease, store.owner(job_id)))
         except JobCancelled:
             log.info("job %s stopped: cancelled or taken over", job_id)
             return JobStatus.cancelled

@@ -1,12 +1,13 @@
-"""Worker process lifecycle: preload the model, announce liveness for /readyz."""
+"""Worker pool process lifecycle: load the models, then announce readiness for /readyz."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown
 from redis import RedisError
 
 from api.store import WORKER_HEARTBEAT_SECONDS
@@ -21,28 +22,44 @@ _stop = threading.Event()
 
 
 @worker_process_init.connect
-def preload_model(**_: object) -> None:
-    """Load the model when a pool process starts, so the first job does not wait for it."""
-    if not get_settings().preload_model:
-        return
-    try:
-        loaded = runtime.clip()
-        log.info("loaded %s on %s", loaded.model_id, loaded.device)
-    except ClipqError as exc:
-        # Tasks will fail with the same clear problem; the worker itself stays up.
-        log.error("could not preload the model: %s", exc.detail)
+def start_pool_process(**_: object) -> None:
+    """A pool process starts: load the models, then announce it is ready for jobs.
 
-
-@worker_ready.connect
-def start_heartbeat(sender: object = None, **_: object) -> None:
-    hostname = getattr(sender, "hostname", None) or f"worker@{os.getpid()}"
+    Readiness (``/readyz``, ``python -m worker.health``) therefore means "models loaded":
+    a worker fetching its weights on first start is not ready until it has them. One whose
+    models cannot be loaded stays up but never announces itself; its jobs would fail with
+    the same clear problem.
+    """
     settings = get_settings()
-    info = {"hostname": hostname, "pid": str(os.getpid()), "model": settings.clip_model}
+    if settings.preload_model:
+        try:
+            loaded = runtime.clip()
+            runtime.detector()
+            log.info(
+                "loaded %s and detector %s on %s",
+                loaded.model_id,
+                settings.resolved_detector_model,
+                loaded.device,
+            )
+        except ClipqError as exc:
+            log.error("could not load the models: %s", exc.detail)
+            return
+    start_heartbeat(settings.clip_model)
+
+
+def heartbeat_name() -> str:
+    """How this pool process appears among the workers: its host, then its pid."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+def start_heartbeat(model: str) -> None:
+    name = heartbeat_name()
+    info = {"name": name, "model": model}
 
     def beat() -> None:
         while not _stop.is_set():
             try:
-                runtime.store().heartbeat(hostname, info)
+                runtime.store().heartbeat(name, info)
                 reap_stale_jobs()
             except RedisError:  # Redis away for a moment: try again on the next beat.
                 log.warning("heartbeat to Redis failed", exc_info=True)
@@ -51,7 +68,7 @@ def start_heartbeat(sender: object = None, **_: object) -> None:
     threading.Thread(target=beat, name="clipq-heartbeat", daemon=True).start()
 
 
-@worker_shutdown.connect
+@worker_process_shutdown.connect
 def stop_heartbeat(**_: object) -> None:
     _stop.set()
 

@@ -9,7 +9,6 @@ import redis
 import torch
 from redis import RedisError
 
-from api.collection_store import Collections
 from api.metrics import record_batch
 from api.store import WorkerStore
 from clipcore.clip_model import ClipCache, LoadedClip, select_device
@@ -17,6 +16,7 @@ from clipcore.detector import load_detector
 from clipcore.encode import EmbeddingCache
 from clipcore.errors import ModelLoadError
 from clipcore.settings import get_settings
+from worker.collection_store import Collections
 from worker.collections import CollectionIndexes
 from worker.embedding_cache import RedisEmbeddingStore
 
@@ -74,7 +74,7 @@ def observe_batch(images: int, seconds: float) -> None:
 
 def detector() -> torch.nn.Module:
     settings = get_settings()
-    return _detector(settings.detector_model, settings.device)
+    return _detector(settings.resolved_detector_model, settings.device)
 
 
 @cache

@@ -34,7 +34,7 @@ from clipcore.settings import get_settings
 from clipcore.taxonomy import load_default_taxonomy
 from worker import collections, cross_batching, runtime
 from worker.celery_app import app
-from worker.jobs import ProgressCallback, load_uploads, run_job
+from worker.jobs import RunningJob, run_job
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +67,19 @@ def classify(job_id: str) -> str | None:
     if _is_small(job_id):
         return _run_batched(job_id)
 
-    def work(payload: ClassifyPayload, progress: ProgressCallback) -> ClassifyResult:
+    def work(payload: ClassifyPayload, job: RunningJob) -> ClassifyResult:
         settings = get_settings()
         clip = runtime.clip()
         images = classify_uploads(
             clip,
             runtime.text_cache(),
-            load_uploads(runtime.store(), payload.images),
+            job.uploads(payload.images),
             labels=payload.labels,
             prompt_template=payload.prompt_template,
             top_k_labels=payload.top_k,
             batch_size=settings.batch_size,
             max_pixels=settings.max_image_pixels,
-            on_progress=progress,
+            on_progress=job.progress,
             image_cache=runtime.image_cache(),
             observe=runtime.observe_batch,
         )
@@ -93,19 +93,19 @@ def scenes(job_id: str) -> str | None:
     if _is_small(job_id):
         return _run_batched(job_id)
 
-    def work(payload: ScenesPayload, progress: ProgressCallback) -> ScenesResult:
+    def work(payload: ScenesPayload, job: RunningJob) -> ScenesResult:
         settings = get_settings()
         return classify_scene_uploads(
             runtime.clip(),
             runtime.text_cache(),
-            load_uploads(runtime.store(), payload.images),
+            job.uploads(payload.images),
             taxonomy=payload.taxonomy or load_default_taxonomy(),
             speed=payload.speed,
             min_confidence=settings.scene_min_confidence,
             min_margin=settings.scene_min_margin,
             batch_size=settings.batch_size,
             max_pixels=settings.max_image_pixels,
-            on_progress=progress,
+            on_progress=job.progress,
             image_cache=runtime.image_cache(),
             observe=runtime.observe_batch,
         )
@@ -115,14 +115,14 @@ def scenes(job_id: str) -> str | None:
 
 @app.task(name=TASK_NAMES[JobKind.ingest])
 def ingest(job_id: str) -> str | None:
-    def work(payload: IngestPayload, progress: ProgressCallback) -> IngestResult:
+    def work(payload: IngestPayload, job: RunningJob) -> IngestResult:
         return collections.ingest(
             runtime.collections(),
             runtime.clip(),
             runtime.detector(),
             payload,
-            lambda items: load_uploads(runtime.store(), items),
-            progress,
+            job.uploads,
+            job.progress,
             get_settings(),
         )
 
@@ -131,7 +131,7 @@ def ingest(job_id: str) -> str | None:
 
 @app.task(name=TASK_NAMES[JobKind.search])
 def search(job_id: str) -> str | None:
-    def work(payload: SearchPayload, progress: ProgressCallback) -> SearchResult:
+    def work(payload: SearchPayload, job: RunningJob) -> SearchResult:
         result = collections.search(
             runtime.collections(),
             runtime.indexes(),
@@ -140,7 +140,7 @@ def search(job_id: str) -> str | None:
             payload,
             get_settings(),
         )
-        progress(1)
+        job.progress(1)
         return result
 
     return _run_job(job_id, SearchPayload.model_validate_json, work)
@@ -148,13 +148,13 @@ def search(job_id: str) -> str | None:
 
 @app.task(name=TASK_NAMES[JobKind.evaluate])
 def evaluate(job_id: str) -> str | None:
-    def work(payload: EvaluatePayload, progress: ProgressCallback) -> EvaluateResult:
+    def work(payload: EvaluatePayload, job: RunningJob) -> EvaluateResult:
         return collections.evaluate(
             runtime.collections(),
             runtime.indexes(),
             runtime.clip(),
             payload,
-            progress,
+            job.progress,
             get_settings(),
         )
 

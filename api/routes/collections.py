@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import Response as RawResponse
 
 from api.auth import OwnerDep
 from api.deps import CollectionsDep, SettingsDep, require_multipart
+from api.forms import ingest_labels, ingest_metadata
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
 from clipcore.contracts import Job
-from clipcore.errors import InvalidInput, NotFound
+from clipcore.errors import InvalidInput, NotFound, QuotaExceeded
+from clipcore.prompts import MAX_LABEL_LENGTH, format_prompt
 from clipcore.retrieval_models import (
     Collection,
     CollectionCreate,
@@ -29,7 +30,8 @@ from clipcore.retrieval_models import (
 )
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
-MAX_METADATA_BYTES = 4096
+MAX_OFFSET = 1_000_000_000  # beyond any collection; keeps offset + limit inside Redis' range
+THUMBNAIL_CACHE = "private, max-age=86400"  # the bytes of an image id never change
 
 
 async def existing(collections: CollectionsDep, collection_id: str, owner: str) -> Collection:
@@ -39,7 +41,7 @@ async def existing(collections: CollectionsDep, collection_id: str, owner: str) 
     return collection
 
 
-@router.post("", status_code=201, response_model=Collection, responses=problems(400, 401, 422))
+@router.post("", status_code=201, response_model=Collection, responses=problems(400, 401, 403, 422))
 async def create_collection(
     body: CollectionCreate,
     collections: CollectionsDep,
@@ -48,9 +50,15 @@ async def create_collection(
     response: Response,
 ) -> Collection:
     """Create an empty collection; it will hold embeddings of the service's CLIP model."""
+    limit = settings.max_collections_per_tenant
     collection = await collections.create(
-        body.name, settings.clip_model, body.crop_background, owner
+        body.name, settings.clip_model, body.crop_background, owner, limit
     )
+    if collection is None:
+        raise QuotaExceeded(
+            f"this API key holds {limit} collections (CLIPQ_MAX_COLLECTIONS_PER_TENANT); "
+            "delete one first"
+        )
     response.headers["Location"] = f"/v1/collections/{collection.id}"
     return collection
 
@@ -78,43 +86,11 @@ async def delete_collection(
     return RawResponse(status_code=204)
 
 
-def parse_labels(labels: list[str] | None, count: int) -> list[list[str]]:
-    if not labels:
-        return [[] for _ in range(count)]
-    if len(labels) != count:
-        raise InvalidInput.for_field(
-            "labels", f"{len(labels)} label fields for {count} images: give one per image, in order"
-        )
-    return [[label.strip() for label in field.split(",") if label.strip()] for field in labels]
-
-
-def parse_metadata(metadata: list[str] | None, count: int) -> list[dict[str, Any]]:
-    if not metadata:
-        return [{} for _ in range(count)]
-    if len(metadata) != count:
-        raise InvalidInput.for_field(
-            "metadata", f"{len(metadata)} metadata fields for {count} images: one per image"
-        )
-    parsed = []
-    for index, text in enumerate(metadata):
-        field = f"metadata[{index}]"
-        if len(text.encode()) > MAX_METADATA_BYTES:
-            raise InvalidInput.for_field(field, f"at most {MAX_METADATA_BYTES} bytes")
-        try:
-            value = json.loads(text) if text.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise InvalidInput.for_field(field, f"not valid JSON ({exc.msg})") from None
-        if not isinstance(value, dict):
-            raise InvalidInput.for_field(field, "must be a JSON object")
-        parsed.append(value)
-    return parsed
-
-
 @router.post(
     "/{collection_id}/images",
     status_code=202,
     response_model=Job,
-    responses=problems(400, 401, 404, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 403, 404, 413, 415, 422, 429, 503, 507),
     dependencies=[Depends(require_multipart)],
 )
 async def ingest_images(
@@ -126,10 +102,14 @@ async def ingest_images(
     images: Annotated[list[UploadFile], File(description="Images to add.")],
     labels: Annotated[
         list[str] | None,
-        Form(description="Per image, in order: its labels, comma-separated."),
+        Form(
+            description="Per image, in order: its labels, comma-separated (each at most "
+            f"{MAX_LABEL_LENGTH} characters; at most CLIPQ_MAX_LABELS distinct in all)."
+        ),
     ] = None,
     metadata: Annotated[
-        list[str] | None, Form(description="Per image, in order: a JSON object.")
+        list[str] | None,
+        Form(description="Per image, in order: a JSON object (at most 4 KB, 8 levels deep)."),
     ] = None,
     callback_url: Annotated[
         str | None, Form(description="POSTed the final Job (signed, Standard Webhooks).")
@@ -139,8 +119,14 @@ async def ingest_images(
     and a thumbnail. Bytes already in the collection are reported as duplicates."""
     await existing(collections, collection_id, submitter.owner)
     callback = submitter.callback(callback_url)
-    per_image_labels = parse_labels(labels, len(images))
-    per_image_metadata = parse_metadata(metadata, len(images))
+    per_image_labels = ingest_labels(labels, len(images), settings.max_labels)
+    per_image_metadata = ingest_metadata(metadata, len(images))
+    quota = settings.max_images_per_tenant
+    if await collections.stored_images(submitter.owner) + len(images) > quota:
+        raise QuotaExceeded(
+            f"this API key may store {quota} images (CLIPQ_MAX_IMAGES_PER_TENANT); "
+            "delete a collection first"
+        )
     uploads = await accept_uploads(images, settings)
     items = [
         IngestItem(
@@ -160,7 +146,7 @@ async def list_images(
     collection_id: str,
     collections: CollectionsDep,
     owner: OwnerDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CollectionImagePage:
     await existing(collections, collection_id, owner)
@@ -174,19 +160,20 @@ async def list_images(
     responses={200: {"content": {"image/jpeg": {}}}, **problems(401, 404, 422)},
 )
 async def get_thumbnail(
-    collection_id: str, image_id: str, collections: CollectionsDep
+    collection_id: str, image_id: str, collections: CollectionsDep, owner: OwnerDep
 ) -> RawResponse:
+    await existing(collections, collection_id, owner)
     data = await collections.thumbnail(collection_id, image_id)
     if data is None:
         raise NotFound(f"no image {image_id!r} in collection {collection_id!r}")
-    return RawResponse(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+    return RawResponse(data, media_type="image/jpeg", headers={"Cache-Control": THUMBNAIL_CACHE})
 
 
 @router.post(
     "/{collection_id}/search",
     status_code=202,
     response_model=Job,
-    responses=problems(400, 401, 404, 422, 429, 503),
+    responses=problems(400, 401, 404, 422, 429, 503, 507),
 )
 async def search_collection(
     collection_id: str,
@@ -213,37 +200,36 @@ async def search_collection(
     "/{collection_id}/evaluate",
     status_code=202,
     response_model=Job,
-    responses=problems(400, 401, 404, 422, 429, 503),
+    responses=problems(400, 401, 404, 422, 429, 503, 507),
 )
 async def evaluate_collection(
     collection_id: str,
     body: EvaluateRequest,
     response: Response,
     submitter: SubmitterDep,
+    settings: SettingsDep,
     collections: CollectionsDep,
 ) -> Job:
     """Recall@K and MRR with and without crop reranking, per query and overall."""
     await existing(collections, collection_id, submitter.owner)
     callback = submitter.callback(body.callback_url)
     known = await collections.labels(collection_id)
-    if body.queries is None:
-        if not known:
-            raise InvalidInput.for_field("queries", "the collection has no labels to evaluate")
-        queries = [
-            EvaluationQuery(
-                query=body.prompt_template.replace("{}", label), relevant_labels=[label]
+    queries = (
+        label_queries(known, body.prompt_template, settings.max_queries)
+        if body.queries is None
+        else body.queries
+    )
+    if len(queries) > settings.max_queries:
+        raise InvalidInput.for_field(
+            "queries", f"{len(queries)} queries is more than {settings.max_queries}"
+        )
+    for index, query in enumerate(queries):
+        missing = sorted(set(query.relevant_labels) - known)
+        if missing:
+            raise InvalidInput.for_field(
+                f"queries[{index}].relevant_labels",
+                f"the collection has no image labelled {', '.join(map(repr, missing))}",
             )
-            for label in sorted(known)
-        ]
-    else:
-        queries = body.queries
-        for index, query in enumerate(queries):
-            missing = sorted(set(query.relevant_labels) - known)
-            if missing:
-                raise InvalidInput.for_field(
-                    f"queries[{index}].relevant_labels",
-                    f"the collection has no image labelled {', '.join(map(repr, missing))}",
-                )
     payload = EvaluatePayload(
         **body.model_dump(exclude={"queries", "callback_url"}),
         collection_id=collection_id,
@@ -251,3 +237,26 @@ async def evaluate_collection(
     )
     job = await submitter.submit(payload, [], len(queries), callback)
     return accepted(response, job)
+
+
+def label_queries(labels: set[str], template: str, limit: int) -> list[EvaluationQuery]:
+    """One query per label, from ``template``; as bounded as queries a client sends."""
+    if not labels:
+        raise InvalidInput.for_field("queries", "the collection has no labels to evaluate")
+    if len(labels) > limit:
+        raise InvalidInput.for_field(
+            "queries",
+            f"the collection has {len(labels)} labels, more than {limit} queries: "
+            "send the queries to evaluate",
+        )
+    too_long = sorted(label for label in labels if len(label) > MAX_LABEL_LENGTH)
+    if too_long:  # stored before labels were checked at ingest
+        raise InvalidInput.for_field(
+            "queries",
+            f"{len(too_long)} of the collection's labels are longer than {MAX_LABEL_LENGTH} "
+            "characters: send the queries to evaluate",
+        )
+    return [
+        EvaluationQuery(query=format_prompt(template, label), relevant_labels=[label])
+        for label in sorted(labels)
+    ]

@@ -1,15 +1,20 @@
-"""Liveness, readiness and metrics, for load balancers and monitoring (never behind a key)."""
+"""Liveness, readiness and metrics, for load balancers and monitoring.
+
+``/healthz`` and ``/readyz`` are open and say nothing a stranger could use (no host
+names); ``/metrics`` needs ``CLIPQ_METRICS_KEY`` when one is set (see :mod:`api.auth`).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from api.deps import StoreDep
 from api.metrics import render
+from api.openapi import problems
 
 router = APIRouter(tags=["health"])
 
@@ -21,7 +26,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     redis: bool
-    workers: list[str]
+    workers: int = Field(description="Workers that sent a heartbeat in the last 15 s.")
 
 
 @router.get("/healthz", response_model=Health)
@@ -38,8 +43,8 @@ async def readyz(store: StoreDep) -> Readiness | JSONResponse:
         workers = await store.workers_alive()
         redis_ok = True
     except RedisError:
-        workers, redis_ok = [], False
-    ready = redis_ok and bool(workers)
+        workers, redis_ok = 0, False
+    ready = redis_ok and workers > 0
     body = Readiness(status="ready" if ready else "not ready", redis=redis_ok, workers=workers)
     if ready:
         return body
@@ -47,7 +52,9 @@ async def readyz(store: StoreDep) -> Readiness | JSONResponse:
 
 
 @router.get(
-    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problems(401)},
 )
 async def metrics(store: StoreDep) -> Response:
     """Prometheus metrics: jobs by kind and status, queue depth, batch sizes, images per second,
@@ -55,6 +62,6 @@ async def metrics(store: StoreDep) -> Response:
     gauges = {
         "clipq_queue_depth": await store.queue_depth(),
         "clipq_jobs_running": await store.running_count(),
-        "clipq_workers_alive": len(await store.workers_alive()),
+        "clipq_workers_alive": await store.workers_alive(),
     }
     return Response(await render(store.redis, gauges), media_type=CONTENT_TYPE_LATEST)

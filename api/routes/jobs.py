@@ -23,7 +23,7 @@ def _unknown(job_id: str) -> NotFound:
     return NotFound(f"no job {job_id!r}: it never existed or its results have expired")
 
 
-@router.get("/{job_id}", response_model=Job, responses=problems(401, 404, 422))
+@router.get("/{job_id}", response_model=Job, responses=problems(401, 404, 422, 429))
 async def get_job(
     job_id: JobId,
     store: StoreDep,
@@ -38,9 +38,11 @@ async def get_job(
     """The job's status, progress and — once it has succeeded — its typed result."""
     if wait > settings.api_wait_max_seconds:
         raise InvalidInput.for_field("wait", f"at most {settings.api_wait_max_seconds} seconds")
-    job = await (
-        store.wait_for_final(job_id, wait, owner) if wait else store.get_job(job_id, owner)
-    )
+    if wait:
+        async with store.events.slot(owner):
+            job = await store.wait_for_final(job_id, wait, owner)
+    else:
+        job = await store.get_job(job_id, owner)
     if job is None:
         raise _unknown(job_id)
     if not job.status.is_final:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 
-from api.auth import OwnerDep
 from api.deps import SettingsDep, require_multipart
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
@@ -35,7 +34,7 @@ def taxonomy_from_form(text: str | None) -> Taxonomy | None:
     "/scenes",
     status_code=202,
     response_model=Job,
-    responses=problems(400, 401, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 413, 415, 422, 429, 503, 507),
     dependencies=[Depends(require_multipart)],
 )
 async def create_scenes_job(
@@ -67,6 +66,6 @@ async def create_scenes_job(
 
 
 @router.get("/scene-types", response_model=Taxonomy, responses=problems(401))
-async def list_scene_types(_: OwnerDep) -> Taxonomy:
+async def list_scene_types() -> Taxonomy:
     """The default scene taxonomy: scenes, prompts and matcher recommendations."""
     return load_default_taxonomy()

@@ -14,12 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, UploadFile
 from PIL import Image
 
-from api.auth import OwnerDep
 from api.deps import SettingsDep, require_multipart
 from api.jobs import JobSubmitter, SubmitterDep
 from api.openapi import problems
 from api.uploads import AcceptedUpload, accept_uploads
-from clipcore.contracts import Job, JobStatus, SceneImage, ScenesPayload, ScenesResult
+from clipcore.contracts import JobStatus, SceneImage, ScenesPayload, ScenesResult
 from clipcore.errors import Conflict, InvalidImage, JobTimeout, RelayedProblem
 from clipcore.scenes import DatasetSummary, SceneImageResult
 from clipcore.taxonomy import Matcher, Speed, load_default_taxonomy
@@ -101,10 +100,13 @@ def data_url(data: bytes) -> str:
 
 
 async def run_scenes(submitter: JobSubmitter, uploads: list[AcceptedUpload]) -> ScenesResult:
+    """Submit a scenes job and wait for it; the wait slot is taken first, so that a refused
+    wait (429) leaves no job behind."""
     payload = ScenesPayload(images=[u.ref for u in uploads], speed=Speed.balanced)
-    job = await submitter.submit(payload, uploads, len(uploads))
-    settings = submitter.settings
-    final: Job | None = await submitter.store.wait_for_final(job.id, settings.sync_timeout_seconds)
+    settings, store = submitter.settings, submitter.store
+    async with store.events.slot(submitter.owner):
+        job = await submitter.submit(payload, uploads, len(uploads))
+        final = await store.wait_for_final(job.id, settings.sync_timeout_seconds, submitter.owner)
     if final is None or not final.status.is_final:
         raise JobTimeout(
             f"no answer within {settings.sync_timeout_seconds:.0f} s; the job goes on: "
@@ -122,7 +124,7 @@ SeedResponse = dict[str, Any]
 
 @router.post(
     "/classify",
-    responses=problems(400, 401, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 413, 415, 422, 429, 503, 507),
     dependencies=[Depends(require_multipart)],
 )
 async def seed_classify(
@@ -141,7 +143,7 @@ async def seed_classify(
 
 @router.post(
     "/classify-batch",
-    responses=problems(400, 401, 413, 415, 422, 429, 503),
+    responses=problems(400, 401, 413, 415, 422, 429, 503, 507),
     dependencies=[Depends(require_multipart)],
 )
 async def seed_classify_batch(
@@ -161,7 +163,7 @@ async def seed_classify_batch(
 
 
 @router.get("/scene-types", responses=problems(401))
-async def seed_scene_types(_: OwnerDep) -> SeedResponse:
+async def seed_scene_types() -> SeedResponse:
     """Seed-compatible: the scene types with their descriptions."""
     taxonomy = load_default_taxonomy()
     return {

@@ -77,11 +77,12 @@ def start_worker(env: dict[str, str], log: Path, name: str = "e2e") -> subproces
 
 
 def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    command = [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    """The API as its image runs it: ``python -m api.server`` (uvicorn, with its deadlines)."""
+    command = [sys.executable, "-m", "api.server"]
     return subprocess.Popen(
         command,
         cwd=ROOT,
-        env=env,
+        env={**env, "CLIPQ_API_HOST": "127.0.0.1", "CLIPQ_API_PORT": str(port)},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         preexec_fn=_die_with_parent,

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import Service, env_on, private_redis, running_service
+from tests.e2e.openapi_walk import operations, request_body
 from tests.support import png_bytes
 
 KEY_A, KEY_B = "key-a-0123456789abcdef", "key-b-fedcba9876543210"
+METRICS_KEY = "metrics-0123456789"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# What the README promises strangers may read; every other operation needs a key.
+OPEN_OPERATIONS = {("GET", "/healthz"), ("GET", "/readyz")}
+OPEN_PAGES = ["/", "/docs", "/docs/assets/swagger-ui.css", "/openapi.json", "/static/app.js"]
 
 
 def files(*labels: str, **fields: str) -> list:
@@ -36,6 +50,7 @@ def secured(base_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
             CLIPQ_API_KEY_FILE=str(key_file),
             CLIPQ_WEBHOOK_SECRET=SECRET,
             CLIPQ_WEBHOOK_ALLOW="127.0.0.1",
+            CLIPQ_METRICS_KEY=METRICS_KEY,
         )
         with running_service(env, folder / "logs") as service:  # /readyz needs no key
             yield service
@@ -45,22 +60,136 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_health_stays_open_and_everything_else_needs_a_key(secured: Service) -> None:
-    assert secured.http.get("/healthz").status_code == 200
-    for method, path in [
-        ("GET", "/v1/jobs/x"),
-        ("GET", "/v1/collections"),
-        ("GET", "/v1/scene-types"),
-        ("GET", "/api/scene-types"),
-        ("POST", "/v1/collections"),
-    ]:
+@pytest.fixture(scope="module")
+def owned_by_a(secured: Service) -> dict[str, str]:
+    """Real ids of tenant A's resources: a job, a collection and an image in it."""
+    headers = auth(KEY_A)
+    job = secured.http.post("/v1/classify", files=files(), headers=headers).json()
+    made = secured.http.post("/v1/collections", json={"name": "a's"}, headers=headers).json()
+    ingest = secured.http.post(
+        f"/v1/collections/{made['id']}/images",
+        files=[("images", ("a.png", png_bytes((9, 99, 199)), "image/png"))],
+        headers=headers,
+    ).json()
+    done = wait(secured, ingest["id"], KEY_A)
+    assert done["status"] == "succeeded", done
+    image_id = done["result"]["images"][0]["image_id"]
+    return {"job_id": job["id"], "collection_id": made["id"], "image_id": image_id}
+
+
+def wait(service: Service, job_id: str, key: str) -> dict:
+    for _ in range(60):
+        job = service.http.get(f"/v1/jobs/{job_id}", params={"wait": 2}, headers=auth(key)).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_every_operation_needs_a_key(secured: Service, owned_by_a: dict[str, str]) -> None:
+    document = secured.http.get("/openapi.json").json()
+    walked = operations(document)
+    assert len(walked) >= 20  # the whole API, not an empty document
+    for operation in walked:
+        body = request_body(document, operation)
         for headers in ({}, auth("wrong-key"), {"Authorization": "Basic abc"}):
-            response = secured.http.request(method, path, headers=headers)
-            assert response.status_code == 401, (method, path, headers)
-            assert response.headers["content-type"] == "application/problem+json"
-            assert response.headers["www-authenticate"].startswith("Bearer")
-    assert secured.http.get("/v1/scene-types", headers=auth(KEY_A)).status_code == 200
-    assert secured.http.get("/v1/scene-types", headers=auth(KEY_B)).status_code == 200
+            response = secured.http.request(
+                operation.method, operation.url(owned_by_a), headers=headers, **body
+            )
+            where = (operation.method, operation.template, headers)
+            assert response.headers["x-content-type-options"] == "nosniff", where
+            if (operation.method, operation.template) in OPEN_OPERATIONS:
+                assert response.status_code != 401, where
+                continue
+            assert response.status_code == 401, where
+            assert response.headers["content-type"] == "application/problem+json", where
+            assert response.headers["www-authenticate"].startswith("Bearer"), where
+    # Outside the document: the page and the docs are open, any unknown path is not.
+    for path in OPEN_PAGES:
+        assert secured.http.get(path).status_code == 200, path
+    assert secured.http.get("/v2/anything").status_code == 401
+
+
+def test_another_tenants_ids_are_unknown_everywhere(
+    secured: Service, owned_by_a: dict[str, str]
+) -> None:
+    document = secured.http.get("/openapi.json").json()
+    with_ids = [op for op in operations(document) if op.parameters]
+    assert {"job_id", "collection_id", "image_id"} <= {p for op in with_ids for p in op.parameters}
+    for operation in with_ids:
+        response = secured.http.request(
+            operation.method,
+            operation.url(owned_by_a),
+            headers=auth(KEY_B),
+            **request_body(document, operation),
+        )
+        assert response.status_code == 404, (operation.method, operation.template, response.text)
+    # ...and they are real: the owner reads every one of them.
+    for operation in with_ids:
+        if operation.method == "GET":
+            response = secured.http.get(operation.url(owned_by_a), headers=auth(KEY_A))
+            assert response.status_code == 200, (operation.template, response.text)
+
+
+def test_a_stranger_is_refused_before_the_body_is_read(secured: Service) -> None:
+    """A 401 at once for a 50 MB upload that never arrives, not a wait for its body."""
+    host, port = urlsplit(secured.base_url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(
+            b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+        )
+        started = time.monotonic()
+        reply = connection.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
+    assert time.monotonic() - started < 2
+    # Neither the media type nor a bad file is looked at before the key.
+    json_body = secured.http.post("/v1/classify", json={"labels": ["a"]})
+    bad_file = secured.http.post("/v1/classify", files=[("images", ("x.txt", b"not an image"))])
+    assert json_body.status_code == bad_file.status_code == 401
+
+
+def test_keyed_answers_are_private_to_their_key(
+    secured: Service, owned_by_a: dict[str, str]
+) -> None:
+    listing = secured.http.get("/v1/collections", headers=auth(KEY_A))
+    assert listing.headers["cache-control"] == "private, no-store"
+    assert "authorization" in listing.headers["vary"].lower()
+    page = secured.http.get(
+        f"/v1/collections/{owned_by_a['collection_id']}/images", headers=auth(KEY_A)
+    ).json()
+    thumbnail = secured.http.get(page["images"][0]["thumbnail_url"], headers=auth(KEY_A))
+    assert thumbnail.status_code == 200
+    assert thumbnail.headers["cache-control"] == "private, max-age=86400"
+    assert thumbnail.headers["x-content-type-options"] == "nosniff"
+    assert secured.http.get(page["images"][0]["thumbnail_url"]).status_code == 401
+
+
+def test_metrics_need_the_metrics_key_and_readiness_names_no_host(secured: Service) -> None:
+    assert secured.http.get("/metrics").status_code == 401
+    assert secured.http.get("/metrics", headers=auth(KEY_A)).status_code == 401
+    metrics = secured.http.get("/metrics", headers=auth(METRICS_KEY))
+    assert metrics.status_code == 200 and "clipq_workers_alive 1.0" in metrics.text
+    ready = secured.http.get("/readyz")
+    assert ready.json() == {"status": "ready", "redis": True, "workers": 1}
+    assert socket.gethostname() not in ready.text
+
+
+def images_embedded(service: Service) -> float:
+    text = service.http.get("/metrics", headers=auth(METRICS_KEY)).text
+    return float(re.search(r"^clipq_images_embedded_total (\S+)$", text, re.MULTILINE).group(1))
+
+
+def test_the_embedding_cache_tells_no_tenant_of_another(secured: Service) -> None:
+    """A's cache hit is A's alone: B's upload of the same bytes goes through the model."""
+    picture = [("images", ("probe.png", png_bytes((1, 2, 3), (40, 40)), "image/png"))]
+    picture += [("labels", (None, "a")), ("labels", (None, "b"))]
+    counts = [images_embedded(secured)]
+    for key in (KEY_A, KEY_A, KEY_B):
+        job = secured.http.post("/v1/classify", files=picture, headers=auth(key)).json()
+        assert wait(secured, job["id"], key)["status"] == "succeeded"
+        counts.append(images_embedded(secured))
+    steps = [after - before for before, after in itertools.pairwise(counts)]
+    assert steps == [1, 0, 1]  # A's first (a miss), A's again (its hit), B's (a miss)
 
 
 def test_keys_are_never_logged(secured: Service) -> None:
@@ -192,3 +321,29 @@ def test_callbacks_need_a_configured_secret(service: Service) -> None:
     response = service.http.post("/v1/classify", files=files(callback_url="http://93.184.216.34/"))
     assert response.status_code == 422
     assert "not configured" in response.json()["detail"]
+
+
+def test_the_cli_sends_its_key(secured: Service, tmp_path: Path) -> None:
+    picture = tmp_path / "red.png"
+    picture.write_bytes(png_bytes((200, 10, 10), (32, 32)))
+    clipq = str(Path(sys.executable).parent / "clipq")
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("CLIPQ_")}
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [clipq, *args], capture_output=True, text=True, timeout=120, env={**plain, **env}
+        )
+
+    ingest = ["ingest", "-c", "cli", "-q", str(picture)]
+    refused = run(*ingest, "--server", secured.base_url)
+    assert refused.returncode == 2 and "API key" in refused.stderr
+    added = run(*ingest, "--server", secured.base_url, "--api-key", KEY_A)
+    assert added.returncode == 0 and "cli: 1 added" in added.stdout, added.stderr
+    # The server and the key from the settings (CLIPQ_SERVER, CLIPQ_API_KEY), as for the service.
+    search = ["search", "-c", "cli", "--query", "red", "--min-score", "-1"]
+    theirs = run(*search, CLIPQ_SERVER=secured.base_url, CLIPQ_API_KEY=KEY_B)
+    assert theirs.returncode == 2 and "no collection 'cli'" in theirs.stderr
+    mine = run(*search, CLIPQ_SERVER=secured.base_url, CLIPQ_API_KEY=KEY_A)
+    assert mine.returncode == 0 and "red.png" in mine.stdout, mine.stderr
+    scenes = run("scenes", "-q", "--server", secured.base_url, "--api-key", KEY_A, str(picture))
+    assert scenes.returncode == 0 and scenes.stdout.startswith("red.png"), scenes.stderr

@@ -55,6 +55,11 @@ CASES = {
         "prompt_template",
     ),
     "path in filename": (form(("../../etc/passwd", RED)), 422, "path parts"),
+    "text where a file belongs": (
+        {"files": [("images", (None, "not a file")), ("labels", (None, "cat"))]},
+        422,
+        "must be a file",
+    ),
     "second file bad": (form(("a.png", RED), ("b.txt", b"plain text")), 422, "images[1]"),
 }
 
@@ -73,6 +78,8 @@ def test_bad_request_is_a_named_4xx_problem(service: Service, case: str) -> None
     problem = response.json()
     assert problem["status"] == status
     assert {"type", "title", "status", "detail"} <= problem.keys()
+    assert "<class" not in response.text and "UploadFile" not in response.text  # not our code
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert mentions in problem["detail"] or any(
         mentions in error["field"] or mentions in error["message"]
         for error in problem.get("errors") or []

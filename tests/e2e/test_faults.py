@@ -148,3 +148,41 @@ def test_unknown_host_for_the_api_is_not_a_500(base_env, tmp_path: Path) -> None
         assert service.http.get("/healthz").status_code == 200
         with pytest.raises(httpx.HTTPStatusError):
             service.http.get("/readyz").raise_for_status()
+
+
+def test_redis_out_of_memory_is_a_507_and_keeps_what_was_accepted(base_env, tmp_path: Path) -> None:
+    with (
+        private_redis(tmp_path / "redis") as server,
+        running_service(env_on(base_env, server), tmp_path / "logs") as service,
+    ):
+        accepted = submit(service, 1)
+        assert service.wait_for(accepted["id"])["status"] == "succeeded"
+        deadline = time.monotonic() + 10  # and its message acknowledged (kombu's own write)
+        while service.redis.hlen("unacked") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        service.redis.config_set("maxmemory", "1")  # every write that needs memory fails
+        try:
+            for response in (
+                service.http.post(
+                    "/v1/classify",
+                    files=[
+                        ("images", ("a.png", png_bytes((1, 2, 3)))),
+                        ("labels", (None, "a")),
+                    ],
+                ),
+                service.http.post("/v1/collections", json={"name": "full"}),
+            ):
+                assert response.status_code == 507, response.text
+                assert response.headers["content-type"] == "application/problem+json"
+                assert response.json()["type"] == "/problems/store-out-of-memory"
+                assert int(response.headers["retry-after"]) > 0
+            kept = service.http.get(f"/v1/jobs/{accepted['id']}")
+            assert kept.status_code == 200 and kept.json()["status"] == "succeeded"
+        finally:
+            service.redis.config_set("maxmemory", "0")
+        # The refused job left nothing behind: no record, no place in any queue.
+        assert service.redis.keys("clipq:job:*") == [f"clipq:job:{accepted['id']}".encode()]
+        assert service.redis.zcard("clipq:jobs:queued") == 0
+        assert service.redis.zcard("clipq:tenant:-:jobs") == 0
+        again = submit(service, 1, offset=5)
+        assert service.wait_for(again["id"])["status"] == "succeeded"

@@ -42,10 +42,10 @@ def result() -> ClassifyResult:
 def test_success_stores_the_result(store: WorkerStore) -> None:
     job_id = queued_job(store)
 
-    def work(payload, progress):
+    def work(payload, running):
         assert payload.labels == ["a"]
         for done in (1, 2, 3):
-            progress(done)
+            running.progress(done)
             assert job(store, job_id).progress.done == done
         return result()
 
@@ -71,10 +71,10 @@ def test_cancellation_while_running_stops_at_the_next_progress(store: WorkerStor
     job_id = queued_job(store)
     reached = []
 
-    def work(payload, progress):
-        progress(1)
+    def work(payload, running):
+        running.progress(1)
         store.redis.hset(job_key(job_id), "status", "cancelled")
-        progress(2)
+        running.progress(2)
         reached.append("after")
         return result()
 
@@ -87,7 +87,7 @@ def test_cancellation_while_running_stops_at_the_next_progress(store: WorkerStor
 def test_a_late_result_never_overwrites_a_cancellation(store: WorkerStore) -> None:
     job_id = queued_job(store)
 
-    def work(payload, progress):
+    def work(payload, running):
         store.redis.hset(job_key(job_id), "status", "cancelled")
         return result()
 
@@ -98,7 +98,7 @@ def test_a_late_result_never_overwrites_a_cancellation(store: WorkerStore) -> No
 def test_domain_errors_become_the_jobs_problem(store: WorkerStore) -> None:
     job_id = queued_job(store)
 
-    def work(payload, progress):
+    def work(payload, running):
         raise InvalidInput.for_field("labels", "bad")
 
     assert run_job(store, job_id, ClassifyPayload.model_validate_json, work) == JobStatus.failed
@@ -113,7 +113,7 @@ def test_domain_errors_become_the_jobs_problem(store: WorkerStore) -> None:
 def test_unexpected_errors_fail_the_job_without_leaking_details(store: WorkerStore) -> None:
     job_id = queued_job(store)
 
-    def work(payload, progress):
+    def work(payload, running):
         raise RuntimeError("secret internals")
 
     assert run_job(store, job_id, ClassifyPayload.model_validate_json, work) == JobStatus.failed
