@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         "or loopback (e.g. '127.0.0.1,10.0.0.0/8'); others must be public.",
     )
     webhook_timeout_seconds: float = Field(5, gt=0, description="One delivery attempt's timeout.")
+    webhook_dns_timeout_seconds: float = Field(
+        2,
+        gt=0,
+        description="How long the API waits for a callback_url's host to resolve (a 422 past it).",
+    )
     webhook_max_retries: int = Field(
         10, ge=0, description="Delivery retries, with exponential backoff up to 5 minutes apart."
     )
