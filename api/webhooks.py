@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from datetime import UTC, datetime
-from functools import partial
 from urllib.parse import urlsplit
 
 import anyio
@@ -56,6 +55,10 @@ def _local_nat64_readings(packed: bytes) -> list[ipaddress.IPv4Address]:
 class UnsafeCallback(InvalidInput):
     slug = "unsafe-callback-url"
     title = "Callback URL not allowed"
+
+
+class DeliveryFailed(Exception):
+    """One delivery attempt failed (worth retrying)."""
 
 
 def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
@@ -160,17 +163,33 @@ def signed_headers(secret: str, message_id: str, body: str) -> dict[str, str]:
     }
 
 
-def deliver(
-    url: str, message_id: str, body: str, *, secret: str, allow: str, timeout: float
+async def deliver(
+    url: str, message_id: str, body: str, *, secret: str, allow: str, deadline: float
 ) -> int:
-    """POST one signed delivery; returns the status. Raises on transport errors and non-2xx."""
-    anyio.run(partial(check_callback_url, url, allow))  # async for the API's event loop
-    response = httpx.post(
-        url,
-        content=body,
-        headers=signed_headers(secret, message_id, body),
-        timeout=timeout,
-        follow_redirects=False,  # a redirect could lead anywhere, past the address check
-    )
-    response.raise_for_status()
-    return response.status_code
+    """POST one signed delivery within ``deadline`` seconds; returns the (2xx) status.
+
+    The deadline covers the whole attempt — the address check, connecting, sending,
+    the status line and the headers — since a receiver trickling its answer a byte
+    at a time never trips a per-read timeout. The body of the answer is never read.
+    Raises :class:`DeliveryFailed` (worth retrying) or :class:`UnsafeCallback` (not).
+    """
+    try:
+        with anyio.fail_after(deadline):
+            await check_callback_url(url, allow)
+            async with (
+                # A redirect could lead anywhere, past the address check.
+                httpx.AsyncClient(timeout=deadline, follow_redirects=False) as client,
+                client.stream(
+                    "POST", url, content=body, headers=signed_headers(secret, message_id, body)
+                ) as response,
+            ):
+                status = response.status_code
+    except TimeoutError:
+        raise DeliveryFailed(f"no answer within {deadline:g} s") from None
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
+    except httpx.InvalidURL:  # no retry makes it valid
+        raise _refuse("is not a URL httpx can send to") from None
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"answered {status}")
+    return status

@@ -1,6 +1,7 @@
-"""Callback URL checks, without Redis or Celery.
+"""Callback URL checks and one delivery attempt, without Redis or Celery.
 
-Addresses are literals, so no test here needs DNS.
+Addresses are literals, so no test here needs DNS; deliveries go to a loopback
+receiver that answers one byte at a time.
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ import time
 
 import anyio
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 import api.webhooks
-from api.webhooks import UnsafeCallback, check_callback_url
+from api.webhooks import DeliveryFailed, UnsafeCallback, check_callback_url, deliver
+from tests.receivers import SlowReceiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def check(url: str, allow: str = "", **options: float) -> str:
@@ -100,3 +105,42 @@ def test_a_host_idna_cannot_encode_is_refused_not_a_crash() -> None:
 def test_a_port_out_of_range_is_refused_at_submission() -> None:
     with pytest.raises(UnsafeCallback, match="invalid port"):
         check("https://93.184.216.34:99999/hook")
+
+
+def attempt(url: str, deadline: float) -> int:
+    return anyio.run(
+        lambda: deliver(
+            url, "msg_1", '{"id": "1"}', secret=SECRET, allow="127.0.0.1", deadline=deadline
+        )
+    )
+
+
+def test_an_attempt_ends_at_its_deadline_however_slowly_the_receiver_answers() -> None:
+    receiver = SlowReceiver(interval=0.5)  # each read gets a byte well within the deadline
+    started = time.monotonic()
+    with pytest.raises(DeliveryFailed) as failed:
+        attempt(receiver.url, deadline=1.5)
+    assert time.monotonic() - started < 2.0
+    assert "no answer within 1.5 s" in str(failed.value)
+    (seen,) = receiver.wait_ended(1, timeout=5)
+    assert seen.seconds < 1.6
+    receiver.close()
+
+
+def test_the_answer_body_is_never_waited_for_and_the_delivery_is_signed() -> None:
+    receiver = SlowReceiver(
+        interval=0.5, head=b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", trickle=b"x" * 100
+    )
+    started = time.monotonic()
+    assert attempt(receiver.url, deadline=3) == 200
+    assert time.monotonic() - started < 1.5
+    (seen,) = receiver.wait_ended(1, timeout=5)
+    assert Webhook(SECRET).verify(seen.request, seen.headers) == {"id": "1"}
+    receiver.close()
+
+
+def test_a_refusing_receiver_fails_the_attempt() -> None:
+    receiver = SlowReceiver(head=b"HTTP/1.1 500 Internal Server Error\r\n\r\n", trickle=b"")
+    with pytest.raises(DeliveryFailed, match="answered 500"):
+        attempt(receiver.url, deadline=3)
+    receiver.close()
