@@ -7,14 +7,19 @@ that resolve to loopback, private, link-local or otherwise non-public addresses
 — directly or through an IPv4 address embedded in an IPv6 one — are refused,
 when the job is submitted and again at each delivery (DNS can change), unless
 ``CLIPQ_WEBHOOK_ALLOW`` names the host or its network.
+
+Callback URLs carry the receivers' secrets (tokens in paths and queries), so
+nothing here logs or raises one in full: :func:`redact` is the form for logs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import logging
 import socket
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
@@ -26,6 +31,10 @@ from clipcore.errors import InvalidInput
 MAX_URL_LENGTH = 2000
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# httpx logs every request's full URL at INFO; clipq logs the redacted form itself.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 # IPv6 ranges that carry an IPv4 address, which is where the packets end up.
 _COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d (deprecated, RFC 4291)
@@ -58,7 +67,15 @@ class UnsafeCallback(InvalidInput):
 
 
 class DeliveryFailed(Exception):
-    """One delivery attempt failed (worth retrying)."""
+    """One delivery attempt failed; the message names the URL only in its redacted form."""
+
+
+def redact(url: str) -> str:
+    """``scheme://host[:port]/#hash``: enough to tell receivers apart, no path or query."""
+    parts = urlsplit(url)
+    rest = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    digest = hashlib.sha256(rest.encode()).hexdigest()[:8]
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/#{digest}"
 
 
 def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
@@ -173,6 +190,7 @@ async def deliver(
     at a time never trips a per-read timeout. The body of the answer is never read.
     Raises :class:`DeliveryFailed` (worth retrying) or :class:`UnsafeCallback` (not).
     """
+    where = redact(url)
     try:
         with anyio.fail_after(deadline):
             await check_callback_url(url, allow)
@@ -185,11 +203,12 @@ async def deliver(
             ):
                 status = response.status_code
     except TimeoutError:
-        raise DeliveryFailed(f"no answer within {deadline:g} s") from None
+        raise DeliveryFailed(f"{where}: no answer within {deadline:g} s") from None
     except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
+        # Only the class: httpx messages may quote the URL.
+        raise DeliveryFailed(f"{where}: {exc.__class__.__name__}") from None
     except httpx.InvalidURL:  # no retry makes it valid
         raise _refuse("is not a URL httpx can send to") from None
     if not 200 <= status < 300:
-        raise DeliveryFailed(f"answered {status}")
+        raise DeliveryFailed(f"{where}: answered {status}")
     return status

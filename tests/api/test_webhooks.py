@@ -13,7 +13,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 import api.webhooks
-from api.webhooks import DeliveryFailed, UnsafeCallback, check_callback_url, deliver
+from api.webhooks import DeliveryFailed, UnsafeCallback, check_callback_url, deliver, redact
 from tests.receivers import SlowReceiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -107,6 +107,14 @@ def test_a_port_out_of_range_is_refused_at_submission() -> None:
         check("https://93.184.216.34:99999/hook")
 
 
+def test_redact_keeps_scheme_and_host_and_hides_path_and_query() -> None:
+    url = "https://hooks.example.com:8443/t/s3cret-path?token=tok-123"
+    shown = redact(url)
+    assert shown.startswith("https://hooks.example.com:8443/#")
+    assert "s3cret" not in shown and "tok-123" not in shown
+    assert redact(url) == shown != redact(url.replace("123", "124"))
+
+
 def attempt(url: str, deadline: float) -> int:
     return anyio.run(
         lambda: deliver(
@@ -119,9 +127,10 @@ def test_an_attempt_ends_at_its_deadline_however_slowly_the_receiver_answers() -
     receiver = SlowReceiver(interval=0.5)  # each read gets a byte well within the deadline
     started = time.monotonic()
     with pytest.raises(DeliveryFailed) as failed:
-        attempt(receiver.url, deadline=1.5)
+        attempt(receiver.url + "/s3cret?token=tok-123", deadline=1.5)
     assert time.monotonic() - started < 2.0
     assert "no answer within 1.5 s" in str(failed.value)
+    assert "s3cret" not in str(failed.value) and "tok-123" not in str(failed.value)
     (seen,) = receiver.wait_ended(1, timeout=5)
     assert seen.seconds < 1.6
     receiver.close()
@@ -139,8 +148,10 @@ def test_the_answer_body_is_never_waited_for_and_the_delivery_is_signed() -> Non
     receiver.close()
 
 
-def test_a_refusing_receiver_fails_the_attempt() -> None:
+def test_a_refusing_receiver_fails_the_attempt_without_naming_the_url() -> None:
     receiver = SlowReceiver(head=b"HTTP/1.1 500 Internal Server Error\r\n\r\n", trickle=b"")
-    with pytest.raises(DeliveryFailed, match="answered 500"):
-        attempt(receiver.url, deadline=3)
+    with pytest.raises(DeliveryFailed, match="answered 500") as failed:
+        attempt(receiver.url + "/s3cret?token=tok-123", deadline=3)
+    assert str(failed.value).startswith("http://127.0.0.1:")
+    assert "s3cret" not in str(failed.value) and "tok-123" not in str(failed.value)
     receiver.close()
