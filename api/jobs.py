@@ -63,15 +63,19 @@ class JobSubmitter:
         self.store, self.queue, self.settings, self.owner = store, queue, settings, owner
         self.idempotency_key = idempotency_key
 
-    def callback(self, url: str | None) -> str:
-        """A checked callback URL ('' for none)."""
+    async def callback(self, url: str | None) -> str:
+        """A checked callback URL ('' for none); its DNS lookup does not block the event loop."""
         if not url:
             return ""
         if not self.settings.webhook_secret:
             raise InvalidInput.for_field(
                 "callback_url", "webhooks are not configured on this service (CLIPQ_WEBHOOK_SECRET)"
             )
-        return check_callback_url(url, self.settings.webhook_allow)
+        return await check_callback_url(
+            url,
+            self.settings.webhook_allow,
+            resolve_within=self.settings.webhook_dns_timeout_seconds,
+        )
 
     async def submit(
         self,

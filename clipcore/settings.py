@@ -170,7 +170,18 @@ class Settings(BaseSettings):
         description="Comma-separated hosts or CIDRs that callbacks may reach although private "
         "or loopback (e.g. '127.0.0.1,10.0.0.0/8'); others must be public.",
     )
-    webhook_timeout_seconds: float = Field(5, gt=0, description="One delivery attempt's timeout.")
+    webhook_timeout_seconds: float = Field(
+        5,
+        gt=0,
+        description="The whole deadline of one delivery attempt: connecting, sending, the status "
+        "line and the headers (the answer's body is not read). A warm shutdown of the delivery "
+        "worker waits at most this long.",
+    )
+    webhook_dns_timeout_seconds: float = Field(
+        2,
+        gt=0,
+        description="How long the API waits for a callback_url's host to resolve (a 422 past it).",
+    )
     webhook_max_retries: int = Field(
         10, ge=0, description="Delivery retries, with exponential backoff up to 5 minutes apart."
     )

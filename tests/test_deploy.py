@@ -45,7 +45,7 @@ def test_redis_is_internal_and_persistent() -> None:
 def test_services_wait_for_healthy_redis_and_worker_gets_a_gpu() -> None:
     services = compose()["services"]
     assert "healthcheck" in services["redis"]
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "webhooks"):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
         assert services[name]["environment"]["CLIPQ_REDIS_URL"] == "redis://redis:6379/0"
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
@@ -84,3 +84,24 @@ def test_api_image_runs_the_server_with_deadlines() -> None:
     api = (ROOT / "Dockerfile.api").read_text()
     assert 'CMD ["python", "-m", "api.server"]' in api
     assert "CLIPQ_API_HOST=0.0.0.0" in api
+
+
+def test_webhooks_are_delivered_by_a_service_of_their_own_without_a_gpu() -> None:
+    services = compose()["services"]
+    webhooks = services["webhooks"]
+    assert webhooks["build"]["dockerfile"] == "Dockerfile.worker"
+    assert "deploy" not in webhooks  # no GPU reservation
+    command = webhooks["command"]
+    assert command[:4] == ["celery", "-A", "worker.webhooks", "worker"]
+    assert command[command.index("-Q") + 1] == "clipq.webhooks"
+    assert command[command.index("--pool") + 1] == "threads"
+    hostname = command[command.index("--hostname") + 1].split("@")[0]
+    probe = " ".join(webhooks["healthcheck"]["test"])
+    assert "-A worker.webhooks inspect ping" in probe and f"{hostname}@" in probe
+    assert "frontend" in webhooks["networks"]  # it reaches the receivers
+    # The API refuses callbacks without the secret; the deliveries sign with it.
+    for name in ("api", "webhooks"):
+        assert services[name]["environment"]["CLIPQ_WEBHOOK_SECRET"].startswith("${")
+    # The GPU worker keeps the image's command: the inference app, which consumes no webhooks.
+    assert "command" not in services["worker"]
+    assert '"worker.celery_app", "worker"' in (ROOT / "Dockerfile.worker").read_text()

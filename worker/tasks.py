@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-from celery import Task
-
-from api.webhooks import UnsafeCallback, deliver
 from clipcore.classify import classify_uploads
 from clipcore.contracts import (
     TASK_NAMES,
+    WEBHOOK_QUEUE,
     WEBHOOK_TASK,
     ClassifyPayload,
     ClassifyResult,
@@ -36,13 +32,16 @@ from worker import collections, cross_batching, runtime
 from worker.celery_app import app
 from worker.jobs import RunningJob, run_job
 
-log = logging.getLogger(__name__)
+
+def _notify(job_id: str) -> None:
+    """Have the delivery worker (:mod:`worker.webhooks`) send the job's webhook."""
+    app.send_task(WEBHOOK_TASK, args=[job_id], queue=WEBHOOK_QUEUE)
 
 
 def _run_job(
     job_id: str, parse: Callable[[str], Any], work: Callable[..., Any]
 ) -> JobStatus | None:
-    return run_job(runtime.store(), job_id, parse, work, notify=lambda j: webhook.delay(j))
+    return run_job(runtime.store(), job_id, parse, work, notify=_notify)
 
 
 def _models() -> cross_batching.Models:
@@ -58,7 +57,7 @@ def _is_small(job_id: str) -> bool:
 def _run_batched(job_id: str) -> JobStatus | None:
     """A job smaller than one model batch runs with the small jobs queued behind it."""
     return cross_batching.run_batched(
-        runtime.store(), job_id, get_settings(), _models, notify=lambda j: webhook.delay(j)
+        runtime.store(), job_id, get_settings(), _models, notify=_notify
     )
 
 
@@ -159,33 +158,3 @@ def evaluate(job_id: str) -> str | None:
         )
 
     return _run_job(job_id, EvaluatePayload.model_validate_json, work)
-
-
-@app.task(
-    name=WEBHOOK_TASK,
-    bind=True,
-    autoretry_for=(httpx.HTTPError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=get_settings().webhook_max_retries,
-)
-def webhook(self: Task, job_id: str) -> int | None:
-    """Deliver the job's final state to its callback URL (retried with backoff on failure)."""
-    settings = get_settings()
-    store = runtime.store()
-    url, job = store.callback_url(job_id), store.job(job_id)
-    if not url or job is None or not job.status.is_final:
-        return None
-    try:
-        return deliver(
-            url,
-            f"{job_id}-{job.status}",  # the same id on every retry: receivers can de-duplicate
-            job.model_dump_json(),
-            secret=settings.webhook_secret,
-            allow=settings.webhook_allow,
-            timeout=settings.webhook_timeout_seconds,
-        )
-    except UnsafeCallback as exc:  # the host now resolves somewhere forbidden: never retried
-        log.warning("webhook for job %s not sent: %s", job_id, exc.detail)
-        return None

@@ -39,7 +39,7 @@ async def create_classify_job(
     ] = None,
 ) -> Job:
     """Classify images against your labels. Answers 202 at once; poll the job for the result."""
-    callback = submitter.callback(callback_url)
+    callback = await submitter.callback(callback_url)
     payload_labels = clean_labels(labels, settings.max_labels)
     uploads = await accept_uploads(images, settings)
     payload = ClassifyPayload(

@@ -118,7 +118,7 @@ async def ingest_images(
     """Add images: each gets its CLIP embedding, Mask R-CNN region crops and their embeddings,
     and a thumbnail. Bytes already in the collection are reported as duplicates."""
     await existing(collections, collection_id, submitter.owner)
-    callback = submitter.callback(callback_url)
+    callback = await submitter.callback(callback_url)
     per_image_labels = ingest_labels(labels, len(images), settings.max_labels)
     per_image_metadata = ingest_metadata(metadata, len(images))
     quota = settings.max_images_per_tenant
@@ -185,7 +185,7 @@ async def search_collection(
 ) -> Job:
     """Text→image search; answers 202 — use GET /v1/jobs/{id}?wait=N for one round trip."""
     await existing(collections, collection_id, submitter.owner)
-    callback = submitter.callback(body.callback_url)
+    callback = await submitter.callback(body.callback_url)
     min_score = settings.search_min_score if body.min_score is None else body.min_score
     payload = SearchPayload(
         **body.model_dump(exclude={"min_score", "callback_url"}),
@@ -212,7 +212,7 @@ async def evaluate_collection(
 ) -> Job:
     """Recall@K and MRR with and without crop reranking, per query and overall."""
     await existing(collections, collection_id, submitter.owner)
-    callback = submitter.callback(body.callback_url)
+    callback = await submitter.callback(body.callback_url)
     known = await collections.labels(collection_id)
     queries = (
         label_queries(known, body.prompt_template, settings.max_queries)

@@ -57,7 +57,7 @@ async def create_scenes_job(
 ) -> Job:
     """Classify each image's scene and recommend an image matcher; two or more images also get
     the dataset summary. Answers 202 at once; poll the job for the result."""
-    callback = submitter.callback(callback_url)
+    callback = await submitter.callback(callback_url)
     custom = taxonomy_from_form(taxonomy)
     uploads = await accept_uploads(images, settings)
     payload = ScenesPayload(images=[upload.ref for upload in uploads], speed=speed, taxonomy=custom)

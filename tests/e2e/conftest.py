@@ -1,4 +1,4 @@
-"""The real service for end-to-end tests: a Celery worker process and the API over HTTP."""
+"""The real service for end-to-end tests: Celery worker processes and the API over HTTP."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import httpx
 import pytest
 import redis
 
+from clipcore.contracts import WEBHOOK_QUEUE
+
 ROOT = Path(__file__).resolve().parents[2]
 PR_SET_PDEATHSIG = 1
 BIN = Path(sys.executable).parent
@@ -32,6 +34,7 @@ class Service:
     env: dict[str, str]
     logs: Path
     workers: list[subprocess.Popen] = field(default_factory=list)
+    deliveries: subprocess.Popen | None = None  # the webhook delivery worker
 
     def wait_for(self, job_id: str, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
@@ -54,13 +57,22 @@ def _die_with_parent() -> None:
 
 
 def start_worker(env: dict[str, str], log: Path, name: str = "e2e") -> subprocess.Popen:
+    return _start_celery(["worker.celery_app", "worker", "--concurrency", "1"], env, log, name)
+
+
+def start_deliveries(env: dict[str, str], log: Path, name: str = "webhooks") -> subprocess.Popen:
+    """The webhook delivery worker, as ``make run`` and docker compose start it."""
+    app = ["worker.webhooks", "worker", "-Q", WEBHOOK_QUEUE]
+    return _start_celery([*app, "--pool", "threads", "--concurrency", "4"], env, log, name)
+
+
+def _start_celery(
+    arguments: list[str], env: dict[str, str], log: Path, name: str
+) -> subprocess.Popen:
     command = [
         str(BIN / "celery"),
         "-A",
-        "worker.celery_app",
-        "worker",
-        "--concurrency",
-        "1",
+        *arguments,
         "--loglevel",
         "INFO",
         "--hostname",
@@ -131,24 +143,29 @@ def service_env(redis_url: str, model: str, **overrides: str) -> dict[str, str]:
 def running_service(
     env: dict[str, str], logs: Path, *, workers: int = 1, wait: bool = True
 ) -> Iterator[Service]:
-    """The API and ``workers`` worker processes with ``env``, stopped on exit."""
+    """The API, ``workers`` worker processes and the webhook delivery worker, stopped on exit."""
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
     processes = [start_worker(env, logs / f"worker{i}.log", f"w{i}") for i in range(workers)]
+    deliveries = start_deliveries(env, logs / "webhooks.log")
     api = start_api(env, port, logs / "api.log")
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     service = Service(
         str(http.base_url), http, redis.Redis.from_url(env["CLIPQ_REDIS_URL"]), env, logs
     )
     service.workers = processes
+    service.deliveries = deliveries
     try:
         if wait:
-            wait_ready(http, [*processes, api], logs) if workers else wait_up(http, logs)
+            if workers:
+                wait_ready(http, [*processes, deliveries, api], logs)
+            else:
+                wait_up(http, logs)
         yield service
     finally:
         http.close()
         stop(api)
-        for process in processes:
+        for process in [*processes, deliveries]:
             stop(process)
 
 

@@ -287,6 +287,29 @@ def test_webhook_is_signed_retried_and_delivers_the_final_job(secured: Service) 
         Webhook("whsec_" + "A" * 32).verify(body, headers)
 
 
+def finished_deliveries(service: Service) -> int:
+    logs = "".join(p.read_text() for p in service.logs.glob("*.log"))
+    return len(re.findall(r"clipq\.webhook\[[^]]+\] succeeded", logs))
+
+
+def test_callback_urls_are_never_logged_in_full(secured: Service) -> None:
+    receiver = Receiver(fail_first=1)
+    url = receiver.url + "/s3cret-path-4711?token=tok-0815-xyz"
+    before = finished_deliveries(secured)
+    response = secured.http.post("/v1/classify", files=files(callback_url=url), headers=auth(KEY_A))
+    assert response.status_code == 202, response.text
+    assert receiver.arrived.wait(60), "no successful delivery"
+    assert len(receiver.deliveries) == 2  # a failed attempt, logged, and a retry
+    deadline = time.monotonic() + 10
+    while finished_deliveries(secured) == before:  # its log lines are written by now
+        assert time.monotonic() < deadline, "the delivery's success was never logged"
+        time.sleep(0.1)
+    # Every process's log: the API, both workers, and the private Redis server.
+    logs = "".join(p.read_text() for p in secured.logs.parent.rglob("*.log"))
+    assert "s3cret-path-4711" not in logs and "tok-0815-xyz" not in logs
+    assert f"http://127.0.0.1:{receiver.server.server_port}/#" in logs  # the redacted form
+
+
 def test_cancelled_jobs_call_back_too(secured: Service) -> None:
     receiver = Receiver()
     many = [("images", (f"{i}.png", png_bytes((i, 1, 1)), "image/png")) for i in range(200)]
@@ -309,6 +332,7 @@ def test_cancelled_jobs_call_back_too(secured: Service) -> None:
         "http://127.0.0.2:9/hook",  # loopback, but not the allow-listed address
         "ftp://example.com/hook",
         "http://user:pw@127.0.0.1/hook",
+        "http://[2002:7f00:1::]/hook",  # 6to4: 127.0.0.1 inside an address Python calls global
     ],
 )
 def test_callbacks_to_private_addresses_are_refused(secured: Service, url: str) -> None:

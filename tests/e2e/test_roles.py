@@ -140,9 +140,11 @@ def booted(roles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
             "PYTHONUNBUFFERED": "1",
         }
         api_bin, worker_bin = roles["api"] / "bin", roles["worker"] / "bin"
+        celery = str(worker_bin / "celery")
         commands = {
             "api": [str(api_bin / "python"), "-m", "api.server"],
-            "worker": [str(worker_bin / "celery"), "-A", "worker.celery_app", "worker", "-c", "1"],
+            "worker": [celery, "-A", "worker.celery_app", "worker", "-c", "1"],
+            "webhooks": [celery, "-A", "worker.webhooks", "worker", "-Q", "clipq.webhooks"],
         }
         processes = [
             subprocess.Popen(
