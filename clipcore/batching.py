@@ -2,6 +2,11 @@
 
 Decoding and pre-processing of batch *n + 1* run on a helper thread while the
 model works on batch *n*, so the device does not wait for Pillow.
+
+Decoded memory is bounded per batch, whatever the uploads unpack to: images are
+decoded one at a time, each cut down at once to what the processor needs (its
+full-size pixels are gone before the next is decoded), and at most
+``max_batch_pixels`` of those working-size pixels wait for the processor at once.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+from PIL import Image
 
 from clipcore.clip_model import LoadedClip
 from clipcore.contracts import Problem
 from clipcore.encode import embed_pixels, preprocess_images
 from clipcore.errors import ClipqError, DeviceOutOfMemory
-from clipcore.images import decode_image
+from clipcore.images import WorkingSize, decode_reduced
+from clipcore.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,30 +57,100 @@ class PreparedBatch:
     size: int  # images in the batch, decoded or not
 
 
+# CLIP's processor should still resize a proper picture, not one already at its input size.
+INPUT_MARGIN = 2
+# Past this multiple of what the centre crop keeps, the rest of a long picture is cut off
+# before the processor, which would otherwise resize all of it (a 20,000,000 × 2 PNG to
+# 224 × 2.2 billion pixels) only to keep the centre.
+ASPECT_MARGIN = 4
+
+
+def clip_working_size(clip: LoadedClip) -> WorkingSize:
+    """What CLIP's image processor needs of a picture: ``INPUT_MARGIN`` × its input size.
+
+    A processor that resizes the shorter side and cuts the centre also gets long pictures
+    cut to ``ASPECT_MARGIN`` × the centre it keeps. A processor configured otherwise
+    (e.g. ``longest_edge``) gets pictures as they are.
+    """
+    processor = clip.processor.image_processor
+    shortest = processor.size.get("shortest_edge")
+    if shortest:
+        aspect = None
+        if processor.do_center_crop:
+            crop = processor.crop_size
+            kept = max(crop.get("height") or 0, crop.get("width") or 0) or shortest
+            aspect = ASPECT_MARGIN * kept / shortest
+        return WorkingSize(shortest_side=INPUT_MARGIN * shortest, max_aspect=aspect)
+    height, width = processor.size.get("height"), processor.size.get("width")
+    if height and width:  # resized to exactly height × width, aspect ratio ignored
+        return WorkingSize(shortest_side=INPUT_MARGIN * max(height, width))
+    return WorkingSize()
+
+
 def prepare_batch(
-    clip: LoadedClip, uploads: Sequence[Upload], offset: int, max_pixels: int
+    clip: LoadedClip,
+    uploads: Sequence[Upload],
+    offset: int,
+    max_pixels: int,
+    max_batch_pixels: int | None = None,
 ) -> PreparedBatch:
-    """Decode and pre-process a slice of uploads; undecodable images become problems."""
-    images, indices, errors = [], [], {}
+    """Decode and pre-process a slice of uploads; undecodable images become problems.
+
+    Each image is cut down to :func:`clip_working_size` as it is decoded (one at a time);
+    once the images waiting for the processor would pass ``max_batch_pixels`` (default:
+    the setting) they are pre-processed and let go before the next joins them.
+    """
+    working = clip_working_size(clip)
+    limit = get_settings().max_batch_pixels if max_batch_pixels is None else max_batch_pixels
+    chunks: list[torch.Tensor] = []
+    waiting: list[Image.Image] = []
+    held = 0
+    indices, errors = [], {}
     for position, upload in enumerate(uploads, start=offset):
         try:
-            images.append(decode_image(upload.data, upload.filename, max_pixels=max_pixels))
-            indices.append(position)
+            image = decode_reduced(
+                upload.data, upload.filename, max_pixels=max_pixels, working=working
+            ).image
         except ClipqError as exc:
             errors[position] = exc.to_problem()
-    pixels = preprocess_images(clip, images) if images else None
-    return PreparedBatch(indices, pixels, errors, len(uploads))
+            continue
+        if waiting and held + image.width * image.height > limit:
+            chunks.append(preprocess_images(clip, waiting))
+            waiting, held = [], 0
+        waiting.append(image)
+        held += image.width * image.height
+        indices.append(position)
+    if waiting:
+        chunks.append(preprocess_images(clip, waiting))
+    return PreparedBatch(indices, _joined(clip, chunks), errors, len(uploads))
+
+
+def _joined(clip: LoadedClip, chunks: list[torch.Tensor]) -> torch.Tensor | None:
+    if len(chunks) <= 1:
+        return chunks[0] if chunks else None
+    pixels = torch.cat(chunks)
+    # The chunks were pinned for the copy to the device; their concatenation is not.
+    return pixels.pin_memory() if clip.device.type == "cuda" else pixels
 
 
 def _prepared_batches(
-    clip: LoadedClip, uploads: Sequence[Upload], batch_size: int, max_pixels: int
+    clip: LoadedClip,
+    uploads: Sequence[Upload],
+    batch_size: int,
+    max_pixels: int,
+    max_batch_pixels: int | None,
 ) -> Iterator[PreparedBatch]:
     starts = range(0, len(uploads), batch_size)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clipq-decode") as pool:
         pending = None
         for start in starts:
             future = pool.submit(
-                prepare_batch, clip, uploads[start : start + batch_size], start, max_pixels
+                prepare_batch,
+                clip,
+                uploads[start : start + batch_size],
+                start,
+                max_pixels,
+                max_batch_pixels,
             )
             if pending is not None:
                 yield pending.result()
@@ -119,6 +196,7 @@ def embed_uploads(
     *,
     batch_size: int,
     max_pixels: int,
+    max_batch_pixels: int | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
     cache: EmbeddingStore | None = None,
     observe: BatchObserver | None = None,
@@ -128,6 +206,7 @@ def embed_uploads(
     Embeddings found in ``cache`` are used as they are; new ones are added to it.
     ``on_progress(done)`` runs after each batch; it may raise (e.g. to cancel the job).
     ``observe(images, seconds)`` is told the size and forward time of each batch.
+    ``max_batch_pixels`` bounds the decoded pixels of a batch (see :func:`prepare_batch`).
     """
     results: list[torch.Tensor | Problem | None] = [None] * len(uploads)
     if cache is not None:
@@ -138,7 +217,7 @@ def embed_uploads(
         on_progress(done)
     fresh: dict[str, torch.Tensor] = {}
     pending = [uploads[i] for i in todo]
-    for batch in _prepared_batches(clip, pending, batch_size, max_pixels):
+    for batch in _prepared_batches(clip, pending, batch_size, max_pixels, max_batch_pixels):
         for position, problem in batch.errors.items():
             results[todo[position]] = problem
         if batch.pixel_values is not None:

@@ -1,4 +1,9 @@
-"""Preparing images for a collection: embedding, region proposals, crop embeddings, thumbnail."""
+"""Preparing images for a collection: embedding, region proposals, crop embeddings, thumbnail.
+
+Each upload is decoded at most at the size the detector works at (its longer side
+bounded as the detector's own transform bounds it), never at full size for the
+whole batch; regions, ``width`` and ``height`` are still given in the upload's pixels.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,16 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from clipcore.batching import Upload
+from clipcore.batching import Upload, clip_working_size
 from clipcore.clip_model import LoadedClip
 from clipcore.detector import propose_regions
 from clipcore.encode import embed_images
 from clipcore.errors import ClipqError
-from clipcore.images import decode_image
+from clipcore.images import DecodedImage, WorkingSize, decode_reduced
 from clipcore.problem import Problem
 from clipcore.rerank import DEFAULT_CONTEXT, crop_regions
 from clipcore.retrieval_models import CropBackground, Region
+from clipcore.settings import get_settings
 
 THUMBNAIL_SIDE = 256
 
@@ -52,6 +58,17 @@ def thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
     return buffer.getvalue()
 
 
+def ingest_working_size(clip: LoadedClip, detector: torch.nn.Module) -> WorkingSize:
+    """The largest picture ingest needs: what the detector, CLIP and the thumbnail read.
+
+    torchvision's detection transform scales every input so that its longer side is at
+    most ``max_size`` (256 for the embedded detector, 1,333 for COCO Mask R-CNN); more
+    pixels than that would only be thrown away by it.
+    """
+    clip_side = clip_working_size(clip).shortest_side or 0
+    return WorkingSize(longest_side=max(detector.transform.max_size, clip_side, THUMBNAIL_SIDE))
+
+
 def prepare_images(
     clip: LoadedClip,
     detector: torch.nn.Module,
@@ -60,22 +77,41 @@ def prepare_images(
     crops: CropSettings,
     batch_size: int,
     max_pixels: int,
+    max_batch_pixels: int | None = None,
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> list[PreparedImage | Problem]:
-    """Decode, detect, crop and embed each upload; an undecodable one becomes its problem."""
+    """Decode, detect, crop and embed each upload; an undecodable one becomes its problem.
+
+    Images are decoded one at a time at :func:`ingest_working_size`; once the decoded
+    images waiting would pass ``max_batch_pixels`` (default: the setting) they are
+    detected, cropped, embedded and let go before the next joins them.
+    """
+    working = ingest_working_size(clip, detector)
+    limit = get_settings().max_batch_pixels if max_batch_pixels is None else max_batch_pixels
     results: list[PreparedImage | Problem] = []
     for start in range(0, len(uploads), batch_size):
         batch = uploads[start : start + batch_size]
-        decoded: list[tuple[Upload, Image.Image]] = []
+        waiting: list[tuple[Upload, DecodedImage]] = []
+        held = 0
+        prepared: list[PreparedImage] = []
         problems: dict[int, Problem] = {}
         for offset, upload in enumerate(batch):
             try:
-                image = decode_image(upload.data, upload.filename, max_pixels=max_pixels)
-                decoded.append((upload, image))
+                decoded = decode_reduced(
+                    upload.data, upload.filename, max_pixels=max_pixels, working=working
+                )
             except ClipqError as exc:
                 problems[offset] = exc.to_problem()
-        prepared = iter(_prepare_decoded(clip, detector, decoded, crops, batch_size))
-        results.extend(problems[i] if i in problems else next(prepared) for i in range(len(batch)))
+                continue
+            pixels = decoded.image.width * decoded.image.height
+            if waiting and held + pixels > limit:
+                prepared += _prepare_decoded(clip, detector, waiting, crops, batch_size)
+                waiting, held = [], 0
+            waiting.append((upload, decoded))
+            held += pixels
+        prepared += _prepare_decoded(clip, detector, waiting, crops, batch_size)
+        ready = iter(prepared)
+        results.extend(problems[i] if i in problems else next(ready) for i in range(len(batch)))
         on_progress(start + len(batch))
     return results
 
@@ -83,22 +119,28 @@ def prepare_images(
 def _prepare_decoded(
     clip: LoadedClip,
     detector: torch.nn.Module,
-    decoded: list[tuple[Upload, Image.Image]],
+    decoded: list[tuple[Upload, DecodedImage]],
     crops: CropSettings,
     batch_size: int,
 ) -> list[PreparedImage]:
     if not decoded:
         return []
-    images = [image for _, image in decoded]
+    images = [item.image for _, item in decoded]
     proposals = propose_regions(detector, images, crops.per_image, crops.min_score)
+    # CLIP reads less than the detector: its inputs are cut down to its working size as
+    # they are made, so that only one image's crops exist at the detector's size at once.
+    for_clip = clip_working_size(clip)
     crop_images: list[Image.Image] = []
     for image, regions in zip(images, proposals, strict=True):
         boxes = [region.box for region in regions]
         masks = [region.mask for region in regions]
-        crop_images += crop_regions(
-            image, boxes, masks, background=crops.background, context=crops.context
-        )
-    everything = images + crop_images
+        crop_images += [
+            for_clip.reduce(crop)
+            for crop in crop_regions(
+                image, boxes, masks, background=crops.background, context=crops.context
+            )
+        ]
+    everything = [for_clip.reduce(image) for image in images] + crop_images
     embeddings = torch.cat(
         [
             embed_images(clip, everything[i : i + batch_size])
@@ -107,20 +149,27 @@ def _prepare_decoded(
     )
     image_embeddings, crop_embeddings = embeddings[: len(images)], embeddings[len(images) :]
     prepared, cursor = [], 0
-    for (upload, image), regions, embedding in zip(
+    for (upload, item), regions, embedding in zip(
         decoded, proposals, image_embeddings, strict=True
     ):
         count = len(regions)
+        # Boxes come in working-size pixels; the contract is the upload's own pixels.
+        sx, sy = item.width / item.image.width, item.height / item.image.height
         prepared.append(
             PreparedImage(
                 upload=upload,
-                width=image.width,
-                height=image.height,
+                width=item.width,
+                height=item.height,
                 embedding=embedding,
                 crop_embeddings=crop_embeddings[cursor : cursor + count],
-                regions=[Region(box=[round(v, 1) for v in r.box], score=r.score) for r in regions],
-                thumbnail=thumbnail(image),
+                regions=[Region(box=_scaled(r.box, sx, sy), score=r.score) for r in regions],
+                thumbnail=thumbnail(item.image),
             )
         )
         cursor += count
     return prepared
+
+
+def _scaled(box: Sequence[float], sx: float, sy: float) -> list[float]:
+    x0, y0, x1, y1 = box
+    return [round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1)]

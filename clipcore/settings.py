@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         40_000_000, ge=1, description="Largest width × height of one image (decompression bombs)."
     )
+    max_batch_pixels: int = Field(
+        16_000_000,
+        ge=1,
+        description="Most decoded pixels one batch holds at once, after each image is reduced "
+        "to what the models need as it is decoded; past it, the images decoded so far are "
+        "pre-processed (or detected) before more are decoded.",
+    )
     max_labels: int = Field(1000, ge=1, description="Most labels in one classification job.")
     job_ttl_seconds: int = Field(
         86_400, ge=1, description="How long uploads, job records and results are kept."

@@ -161,6 +161,11 @@ PDF = (
     b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 48 32]>>endobj\n"
     b"trailer<</Root 1 0 R>>\n%%EOF\n"
 )
+# A minimal valid EPS: Pillow's EPS plugin would hand it to Ghostscript.
+EPS = (
+    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n%%EndComments\n"
+    b"newpath 0 0 moveto 10 10 lineto stroke\nshowpage\n%%EOF\n"
+)
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,9 @@ CORPUS: dict[str, Refused | Processed | FailsAlone] = {
     "truncated header": Refused("stub.png", GOOD[:30], "not an image"),
     "svg": Refused("vector.svg", SVG, "not an image in a format clipq can read"),
     "pdf": Refused("document.pdf", PDF, "not an image in a format clipq can read"),
+    "eps": Refused(
+        "drawing.eps", EPS, "EPS images are not accepted; send JPEG, PNG, WebP, GIF, BMP or TIFF"
+    ),
     "truncated png": FailsAlone("cut.png", GOOD[: len(GOOD) * 2 // 3]),
     "truncated jpeg": FailsAlone("cut.jpg", encode(picture((256, 256)), "JPEG")[:900]),
     "polyglot png+zip": Processed("polyglot.png", *polyglot()),
@@ -255,7 +263,7 @@ def test_classify_processes_or_refuses(service: Service, case: str) -> None:
     assert got == pytest.approx(expected, abs=1e-5), (case, got, expected)
 
 
-SCENE_CASES = ["animated gif", "cmyk jpeg", "16-bit grey png", "exif orientation 6", "svg"]
+SCENE_CASES = ["animated gif", "cmyk jpeg", "16-bit grey png", "exif orientation 6", "svg", "eps"]
 
 
 @pytest.mark.parametrize("case", SCENE_CASES)
@@ -277,9 +285,11 @@ def test_ingest_honours_exif_orientation_and_refuses_bombs(service: Service) -> 
     created = service.http.post("/v1/collections", json={"name": "hostile"})
     assert created.status_code == 201, created.text
     images_url = f"/v1/collections/{created.json()['id']}/images"
-    bomb = CORPUS["decompression bomb"]
-    refused = post_images(service, images_url, [(bomb.filename, bomb.data)])
-    assert_named_problem(refused, bomb.filename, bomb.mentions)
+    for case in ("decompression bomb", "eps"):
+        bad = CORPUS[case]
+        assert isinstance(bad, Refused)
+        refused = post_images(service, images_url, [(bad.filename, bad.data)])
+        assert_named_problem(refused, bad.filename, bad.mentions)
 
     names = ["exif orientation 6", "palette with transparency", "animated gif", "16-bit grey png"]
     response = post_images(
