@@ -25,8 +25,7 @@ from clipcore.clip_model import LoadedClip
 from clipcore.contracts import Problem
 from clipcore.encode import embed_pixels, preprocess_images
 from clipcore.errors import ClipqError, DeviceOutOfMemory
-from clipcore.images import WorkingSize, decode_reduced
-from clipcore.settings import get_settings
+from clipcore.images import DEFAULT_BATCH_PIXELS, WorkingSize, decode_reduced
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +91,15 @@ def prepare_batch(
     uploads: Sequence[Upload],
     offset: int,
     max_pixels: int,
-    max_batch_pixels: int | None = None,
+    max_batch_pixels: int = DEFAULT_BATCH_PIXELS,
 ) -> PreparedBatch:
     """Decode and pre-process a slice of uploads; undecodable images become problems.
 
     Each image is cut down to :func:`clip_working_size` as it is decoded (one at a time);
-    once the images waiting for the processor would pass ``max_batch_pixels`` (default:
-    the setting) they are pre-processed and let go before the next joins them.
+    once the images waiting for the processor would pass ``max_batch_pixels`` they are
+    pre-processed and let go before the next joins them.
     """
     working = clip_working_size(clip)
-    limit = get_settings().max_batch_pixels if max_batch_pixels is None else max_batch_pixels
     chunks: list[torch.Tensor] = []
     waiting: list[Image.Image] = []
     held = 0
@@ -114,7 +112,7 @@ def prepare_batch(
         except ClipqError as exc:
             errors[position] = exc.to_problem()
             continue
-        if waiting and held + image.width * image.height > limit:
+        if waiting and held + image.width * image.height > max_batch_pixels:
             chunks.append(preprocess_images(clip, waiting))
             waiting, held = [], 0
         waiting.append(image)
@@ -138,7 +136,7 @@ def _prepared_batches(
     uploads: Sequence[Upload],
     batch_size: int,
     max_pixels: int,
-    max_batch_pixels: int | None,
+    max_batch_pixels: int,
 ) -> Iterator[PreparedBatch]:
     starts = range(0, len(uploads), batch_size)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clipq-decode") as pool:
@@ -196,7 +194,7 @@ def embed_uploads(
     *,
     batch_size: int,
     max_pixels: int,
-    max_batch_pixels: int | None = None,
+    max_batch_pixels: int = DEFAULT_BATCH_PIXELS,
     on_progress: Callable[[int], None] = lambda done: None,
     cache: EmbeddingStore | None = None,
     observe: BatchObserver | None = None,

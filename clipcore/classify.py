@@ -16,6 +16,7 @@ from clipcore.batching import (
 from clipcore.clip_model import LoadedClip
 from clipcore.contracts import ClassifiedImage, LabelScore, Problem
 from clipcore.encode import EmbeddingCache, embed_texts
+from clipcore.images import DEFAULT_BATCH_PIXELS
 from clipcore.prompts import format_prompt
 
 
@@ -73,6 +74,7 @@ def classify_uploads(
     top_k_labels: int,
     batch_size: int,
     max_pixels: int,
+    max_batch_pixels: int = DEFAULT_BATCH_PIXELS,
     on_progress: Callable[[int], None] = lambda done: None,
     image_cache: EmbeddingStore | None = None,
     observe: BatchObserver | None = None,
@@ -89,6 +91,7 @@ def classify_uploads(
         uploads,
         batch_size=batch_size,
         max_pixels=max_pixels,
+        max_batch_pixels=max_batch_pixels,
         on_progress=on_progress,
         cache=image_cache,
         observe=observe,

@@ -189,13 +189,17 @@ def propose_regions(
     model.eval()
     device = next(model.parameters()).device
     tensors = [_to_tensor(im).to(device) for im in images]
-    # torchvision drops detections under box_score_thresh; let the caller's threshold decide
-    saved = model.roi_heads.score_thresh
-    model.roi_heads.score_thresh = min(saved, score_threshold)
+    # torchvision drops detections under box_score_thresh; let the caller's threshold decide.
+    # It also returns a full-size float mask per detection (for COCO Mask R-CNN, 100 of about
+    # 1333 × 1000 per image): ask only for the top_n best, which are the same top_n.
+    heads = model.roi_heads
+    saved = heads.score_thresh, heads.detections_per_img
+    heads.score_thresh = min(saved[0], score_threshold)
+    heads.detections_per_img = max(1, min(saved[1], top_n))
     try:
         outputs = model(tensors) if tensors else []
     finally:
-        model.roi_heads.score_thresh = saved
+        heads.score_thresh, heads.detections_per_img = saved
     result: list[list[Region]] = []
     for out in outputs:
         order = torch.argsort(out["scores"], descending=True)

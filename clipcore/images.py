@@ -27,6 +27,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from clipcore.errors import InvalidImage, InvalidInput
 
 MAX_FILENAME_LENGTH = 255
+# Working-size pixels a batch may hold decoded at once (CLIPQ_MAX_BATCH_PIXELS).
+DEFAULT_BATCH_PIXELS = 16_000_000
 
 # Pillow's plugins that may open an upload. MPO, the multi-picture JPEG many phone cameras
 # write, is opened by the JPEG plugin (it has none of its own) and reports format "MPO".

@@ -19,11 +19,10 @@ from clipcore.clip_model import LoadedClip
 from clipcore.detector import propose_regions
 from clipcore.encode import embed_images
 from clipcore.errors import ClipqError
-from clipcore.images import DecodedImage, WorkingSize, decode_reduced
+from clipcore.images import DEFAULT_BATCH_PIXELS, DecodedImage, WorkingSize, decode_reduced
 from clipcore.problem import Problem
 from clipcore.rerank import DEFAULT_CONTEXT, crop_regions
 from clipcore.retrieval_models import CropBackground, Region
-from clipcore.settings import get_settings
 
 THUMBNAIL_SIDE = 256
 
@@ -77,17 +76,16 @@ def prepare_images(
     crops: CropSettings,
     batch_size: int,
     max_pixels: int,
-    max_batch_pixels: int | None = None,
+    max_batch_pixels: int = DEFAULT_BATCH_PIXELS,
     on_progress: Callable[[int], None] = lambda done: None,
 ) -> list[PreparedImage | Problem]:
     """Decode, detect, crop and embed each upload; an undecodable one becomes its problem.
 
     Images are decoded one at a time at :func:`ingest_working_size`; once the decoded
-    images waiting would pass ``max_batch_pixels`` (default: the setting) they are
+    images waiting would pass ``max_batch_pixels`` they are
     detected, cropped, embedded and let go before the next joins them.
     """
     working = ingest_working_size(clip, detector)
-    limit = get_settings().max_batch_pixels if max_batch_pixels is None else max_batch_pixels
     results: list[PreparedImage | Problem] = []
     for start in range(0, len(uploads), batch_size):
         batch = uploads[start : start + batch_size]
@@ -104,7 +102,7 @@ def prepare_images(
                 problems[offset] = exc.to_problem()
                 continue
             pixels = decoded.image.width * decoded.image.height
-            if waiting and held + pixels > limit:
+            if waiting and held + pixels > max_batch_pixels:
                 prepared += _prepare_decoded(clip, detector, waiting, crops, batch_size)
                 waiting, held = [], 0
             waiting.append((upload, decoded))

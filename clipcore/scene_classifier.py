@@ -30,6 +30,7 @@ from clipcore.clip_model import LoadedClip, load_clip
 from clipcore.contracts import Problem, SceneImage, ScenesResult, TaxonomyRef
 from clipcore.encode import EmbeddingCache, embed_images
 from clipcore.errors import InvalidImage
+from clipcore.images import DEFAULT_BATCH_PIXELS
 from clipcore.scenes import DatasetSummary, SceneImageResult, scene_image_result, summarize_dataset
 from clipcore.taxonomy import Matcher, Speed, Taxonomy, load_default_taxonomy, taxonomy_hash
 
@@ -66,6 +67,7 @@ def classify_scene_uploads(
     min_margin: float,
     batch_size: int,
     max_pixels: int,
+    max_batch_pixels: int = DEFAULT_BATCH_PIXELS,
     on_progress: Callable[[int], None] = lambda done: None,
     image_cache: EmbeddingStore | None = None,
     observe: BatchObserver | None = None,
@@ -81,6 +83,7 @@ def classify_scene_uploads(
         uploads,
         batch_size=batch_size,
         max_pixels=max_pixels,
+        max_batch_pixels=max_batch_pixels,
         on_progress=on_progress,
         cache=image_cache,
         observe=observe,

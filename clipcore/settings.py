@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clipcore.images import DEFAULT_BATCH_PIXELS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPQ_", env_file=".env", extra="ignore")
@@ -53,7 +55,7 @@ class Settings(BaseSettings):
         40_000_000, ge=1, description="Largest width × height of one image (decompression bombs)."
     )
     max_batch_pixels: int = Field(
-        16_000_000,
+        DEFAULT_BATCH_PIXELS,
         ge=1,
         description="Most decoded pixels one batch holds at once, after each image is reduced "
         "to what the models need as it is decoded; past it, the images decoded so far are "

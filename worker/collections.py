@@ -146,6 +146,7 @@ def ingest(
         crops=crops,
         batch_size=settings.batch_size,
         max_pixels=settings.max_image_pixels,
+        max_batch_pixels=settings.max_batch_pixels,
         on_progress=lambda done: progress(duplicates + done),
     )
     ok = [

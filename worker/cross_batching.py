@@ -205,6 +205,7 @@ def embed_shared(
         flat,
         batch_size=settings.batch_size,
         max_pixels=settings.max_image_pixels,
+        max_batch_pixels=settings.max_batch_pixels,
         cache=models.image_cache,
         observe=models.observe,
     )

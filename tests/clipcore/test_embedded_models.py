@@ -157,3 +157,15 @@ def test_detector_regions_api(detector):
     )[0, 0]
     assert iou > 0.6
     assert propose_regions(detector, [scene.image], top_n=3, score_threshold=1.01) == [[]]
+
+
+def test_asking_for_fewer_regions_gives_the_best_of_the_full_list(detector):
+    """propose_regions asks torchvision for top_n detections only (their masks are large)."""
+    from clipcore.detector import propose_regions
+
+    scene = world.generate_scenes(77, 1)[0]
+    (every,) = propose_regions(detector, [scene.image], top_n=50, score_threshold=0.0)
+    (best,) = propose_regions(detector, [scene.image], top_n=3, score_threshold=0.0)
+    assert len(every) > 3
+    assert [(r.box, r.score) for r in best] == [(r.box, r.score) for r in every[:3]]
+    assert detector.roi_heads.detections_per_img == 50  # put back as it was
