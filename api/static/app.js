@@ -1731,7 +1731,7 @@ async function checkService() {
     const body = await response.json().catch(() => null);
     if (response.ok) {
       health = "ready";
-      text = `Ready · ${body.workers.length} worker${body.workers.length === 1 ? "" : "s"}`;
+      text = `Ready · ${body.workers} worker${body.workers === 1 ? "" : "s"}`;
     } else if (body && body.redis === false) {
       text = "The job store (Redis) is down: jobs cannot be accepted.";
     } else if (body) {

@@ -358,6 +358,13 @@ def test_a_server_that_wants_an_api_key_gets_one(page: Page) -> None:
     assert polls and set(polls) == {"Bearer secret-key"}
 
 
+def test_the_header_says_how_many_workers_are_ready(page: Page, service: Service) -> None:
+    workers = service.http.get("/readyz").json()["workers"]
+    expect(page.locator("#service-status")).to_have_text(
+        f"Ready · {workers} worker{'' if workers == 1 else 's'}"
+    )
+
+
 def test_scene_definitions_list_the_taxonomy(page: Page, service: Service) -> None:
     taxonomy = service.http.get("/v1/scene-types").json()
     page.get_by_text("Scene types and their matchers").click()
