@@ -70,30 +70,30 @@ def thumbnail_url(collection_id: str, image_id: str) -> str:
     return f"/v1/collections/{collection_id}/images/{image_id}/thumbnail"
 
 
-def _text(value: bytes | str | None) -> str:
+def as_text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
 
 def collection_from_record(record: dict[bytes, bytes]) -> Collection:
-    fields = {_text(k): v for k, v in record.items()}
+    fields = {as_text(k): v for k, v in record.items()}
     return Collection(
-        id=_text(fields["id"]),
-        name=_text(fields["name"]),
-        model=_text(fields["model"]),
+        id=as_text(fields["id"]),
+        name=as_text(fields["name"]),
+        model=as_text(fields["model"]),
         image_count=int(fields.get("image_count", 0)),
         version=int(fields.get("version", 0)),
-        created_at=datetime.fromisoformat(_text(fields["created_at"])),
-        crop_background=CropBackground(_text(fields["crop_background"])),
+        created_at=datetime.fromisoformat(as_text(fields["created_at"])),
+        crop_background=CropBackground(as_text(fields["crop_background"])),
     )
 
 
 def image_from_record(collection_id: str, record: dict[bytes, bytes]) -> CollectionImage:
-    fields = {_text(k): v for k, v in record.items() if _text(k) != "thumbnail"}
-    image_id = _text(fields["id"])
+    fields = {as_text(k): v for k, v in record.items() if as_text(k) != "thumbnail"}
+    image_id = as_text(fields["id"])
     return CollectionImage(
         id=image_id,
-        filename=_text(fields["filename"]),
-        sha256=_text(fields["sha256"]),
+        filename=as_text(fields["filename"]),
+        sha256=as_text(fields["sha256"]),
         labels=json.loads(fields["labels"]),
         metadata=json.loads(fields["metadata"]),
         width=int(fields["width"]),
@@ -148,18 +148,15 @@ class AsyncCollections:
     async def get(self, collection_id: str, owner: str | None = None) -> Collection | None:
         """The collection, or None if unknown — or another owner's when ``owner`` is given."""
         record = await self.redis.hgetall(collection_key(collection_id))
-        if not record or (owner is not None and _text(record.get(b"owner")) != owner):
+        if not record or (owner is not None and as_text(record.get(b"owner")) != owner):
             return None
         return collection_from_record(record)
-
-    async def count(self, owner: str) -> int:
-        return int(await self.redis.zcard(tenant_collections_key(owner)))
 
     async def stored_images(self, owner: str) -> int:
         return int(await self.redis.hget(tenant_key(owner), "images") or 0)
 
     async def list(self, owner: str) -> list[Collection]:
-        ids = [_text(i) for i in await self.redis.zrange(tenant_collections_key(owner), 0, -1)]
+        ids = [as_text(i) for i in await self.redis.zrange(tenant_collections_key(owner), 0, -1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for collection_id in ids:
                 pipe.hgetall(collection_key(collection_id))
@@ -168,7 +165,7 @@ class AsyncCollections:
 
     async def labels(self, collection_id: str) -> set[str]:
         return {
-            _text(label)
+            as_text(label)
             for label in await self.redis.hkeys(f"{collection_key(collection_id)}:labels")
         }
 
@@ -177,7 +174,7 @@ class AsyncCollections:
     ) -> tuple[int, list[CollectionImage]]:
         rows_key = f"{collection_key(collection_id)}:rows"
         total = await self.redis.llen(rows_key)
-        ids = [_text(i) for i in await self.redis.lrange(rows_key, offset, offset + limit - 1)]
+        ids = [as_text(i) for i in await self.redis.lrange(rows_key, offset, offset + limit - 1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for image_id in ids:
                 pipe.hgetall(image_key(collection_id, image_id))
@@ -201,7 +198,7 @@ class AsyncCollections:
             )
             if images is None:
                 return False
-            tenant = _text(owner)
+            tenant = as_text(owner)
             await self.redis.zrem(tenant_collections_key(tenant), collection_id)
             await self.redis.unlink(key)
             async for chunk in self._data_keys(collection_id, int(images), int(crops or 0)):
@@ -220,7 +217,7 @@ class AsyncCollections:
         for start in range(0, images, DELETE_CHUNK):
             ids = await self.redis.lrange(f"{key}:rows", start, start + DELETE_CHUNK - 1)
             if ids:
-                yield [image_key(collection_id, _text(i)) for i in ids]
+                yield [image_key(collection_id, as_text(i)) for i in ids]
         for kind, rows in (("emb", images), ("crop", crops), ("owner", crops)):
             segments = [segment_key(collection_id, kind, s) for s in range(_segments(rows))]
             for start in range(0, len(segments), DELETE_CHUNK):
@@ -229,13 +226,13 @@ class AsyncCollections:
 
     async def migrate_legacy_index(self) -> int:
         """Move collections of the single pre-0.2 index into their tenants' indexes."""
-        ids = [_text(i) for i in await self.redis.zrange(LEGACY_INDEX_KEY, 0, -1)]
+        ids = [as_text(i) for i in await self.redis.zrange(LEGACY_INDEX_KEY, 0, -1)]
         for collection_id in ids:
             owner, created, images = await self.redis.hmget(
                 collection_key(collection_id), ["owner", "created_at", "image_count"]
             )
             if created is not None:
-                tenant, when = _text(owner), datetime.fromisoformat(_text(created)).timestamp()
+                tenant, when = as_text(owner), datetime.fromisoformat(as_text(created)).timestamp()
                 await self.redis.zadd(tenant_collections_key(tenant), {collection_id: when})
                 await self.redis.hincrby(tenant_key(tenant), "images", int(images or 0))
             await self.redis.zrem(LEGACY_INDEX_KEY, collection_id)

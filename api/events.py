@@ -58,9 +58,6 @@ class JobEvents:
             with suppress(asyncio.CancelledError):
                 await self._task
 
-    def waiting(self, owner: str) -> int:
-        return self._waiting[owner]
-
     @asynccontextmanager
     async def slot(self, owner: str) -> AsyncIterator[None]:
         """Hold one of ``owner``'s waits; 429 when all of them are taken."""

@@ -19,7 +19,7 @@ import redis
 from api.collection_store import (
     LOCK_TIMEOUT_SECONDS,
     SEGMENT_ROWS,
-    _text,
+    as_text,
     collection_from_record,
     collection_key,
     image_from_record,
@@ -45,7 +45,7 @@ class Collections:
         return collection_from_record(record) if record else None
 
     def owner(self, collection_id: str) -> str:
-        return _text(self.redis.hget(collection_key(collection_id), "owner"))
+        return as_text(self.redis.hget(collection_key(collection_id), "owner"))
 
     def room(self, owner: str, limit: int) -> int:
         """How many more images ``owner`` may store under a quota of ``limit``."""
@@ -64,11 +64,11 @@ class Collections:
         if not hashes:
             return []
         found = self.redis.hmget(f"{collection_key(collection_id)}:sha", list(hashes))
-        return [_text(v) or None for v in found]
+        return [as_text(v) or None for v in found]
 
     def labels(self, collection_id: str) -> list[str]:
         return sorted(
-            _text(label) for label in self.redis.hkeys(f"{collection_key(collection_id)}:labels")
+            as_text(label) for label in self.redis.hkeys(f"{collection_key(collection_id)}:labels")
         )
 
     def append(
@@ -209,7 +209,7 @@ class Collections:
 
     def image_ids(self, collection_id: str, start: int, end: int) -> list[str]:
         ids = self.redis.lrange(f"{collection_key(collection_id)}:rows", start, end - 1)
-        return [_text(i) for i in ids]
+        return [as_text(i) for i in ids]
 
     def images(self, collection_id: str, image_ids: Sequence[str]) -> list[CollectionImage | None]:
         pipe = self.redis.pipeline(transaction=False)
