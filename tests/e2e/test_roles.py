@@ -124,8 +124,15 @@ def test_the_api_image_holds_no_ml_stack(roles: dict[str, Path]) -> None:
     assert not NOT_IN_API & packages, NOT_IN_API & packages
 
 
+@dataclass(frozen=True)
+class Booted:
+    url: str
+    env: dict[str, str]
+    folder: Path
+
+
 @pytest.fixture(scope="module")
-def booted(roles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def booted(roles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
     """Both roles running from their own environments, in a folder that has no clipq code."""
     folder = tmp_path_factory.mktemp("booted")
     with private_redis(folder / "redis") as server:
@@ -160,7 +167,7 @@ def booted(roles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
                 wait_ready(http, processes, folder)
-            yield f"http://127.0.0.1:{port}"
+            yield Booted(f"http://127.0.0.1:{port}", env, folder)
         finally:
             for process in processes:
                 stop(process)
@@ -176,9 +183,9 @@ def finished(http: httpx.Client, response: httpx.Response) -> dict:
     raise AssertionError(f"job {job_id} did not finish")
 
 
-def test_the_installed_roles_run_jobs(booted: str) -> None:
+def test_the_installed_roles_run_jobs(booted: Booted, roles: dict[str, Path]) -> None:
     image = ("red.png", png_bytes((220, 30, 30), (96, 96)), "image/png")
-    with httpx.Client(base_url=booted, timeout=30) as http:
+    with httpx.Client(base_url=booted.url, timeout=30) as http:
         classify = http.post(
             "/v1/classify",
             files=[("images", image), ("labels", (None, "red")), ("labels", (None, "blue"))],
@@ -192,3 +199,13 @@ def test_the_installed_roles_run_jobs(booted: str) -> None:
         search = http.post(f"/v1/collections/{collection['id']}/search", json={"query": "red"})
         assert finished(http, search)["status"] == "succeeded"
         assert http.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    # The worker image's healthcheck: a pool process with its models loaded beats.
+    health = subprocess.run(
+        [str(roles["worker"] / "bin" / "python"), "-m", "worker.health"],
+        cwd=booted.folder,
+        env=booted.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert health.returncode == 0 and health.stdout.startswith("healthy"), health.stderr
