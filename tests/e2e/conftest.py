@@ -22,8 +22,16 @@ import redis
 from clipcore.contracts import WEBHOOK_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 PR_SET_PDEATHSIG = 1
 BIN = Path(sys.executable).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is end to end: ``pytest -m "not e2e"`` runs the rest alone."""
+    for item in items:
+        if HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @dataclass

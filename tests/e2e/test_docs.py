@@ -14,8 +14,6 @@ from playwright.sync_api import Browser, Page, Route, expect
 from tests.e2e.browser import launch_chromium, open_page
 from tests.e2e.conftest import ROOT, Service
 
-pytestmark = pytest.mark.e2e
-
 ARTIFACTS = ROOT / "artifacts" / "web"
 
 

@@ -33,8 +33,6 @@ from tests.e2e.conftest import (
 )
 from tests.support import png_bytes
 
-pytestmark = pytest.mark.e2e
-
 INSTALL_TIMEOUT = 900
 NOT_IN_API = {"torch", "torchvision", "transformers", "numpy"}
 

@@ -26,8 +26,6 @@ from tests.e2e.browser import DESKTOP, PHONE, launch_chromium, open_page
 from tests.e2e.conftest import ROOT, Service
 from tests.support import distinct_pngs
 
-pytestmark = pytest.mark.e2e
-
 ARTIFACTS = ROOT / "artifacts" / "web"
 TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)
