@@ -28,8 +28,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import problem_response
-from clipcore.errors import Unauthorized
-from clipcore.settings import Settings
+from clipq.errors import Unauthorized
+from clipq.settings import Settings
 
 # Served to anyone. Everything else (every /v1 and /api route, any unknown path) needs a key.
 OPEN_PATHS = frozenset(

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.collection_store import AsyncCollections
 from api.queue import JobQueue
-from api.store import ApiStore
-from clipcore.errors import UnsupportedMediaType
-from clipcore.settings import Settings
+from clipq.errors import UnsupportedMediaType
+from clipq.settings import Settings
+from clipq.store.collections import AsyncCollections
+from clipq.store.jobs import ApiStore
 
 
 def get_settings(request: Request) -> Settings:

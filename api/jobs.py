@@ -20,17 +20,12 @@ from redis.exceptions import OutOfMemoryError
 
 from api.auth import OwnerDep
 from api.deps import QueueDep, SettingsDep, StoreDep
-from api.metrics import record_submit
 from api.uploads import AcceptedUpload
-from api.webhooks import check_callback_url
-from clipcore.contracts import Job, JobPayload
-from clipcore.errors import (
-    Conflict,
-    InvalidInput,
-    ServiceUnavailable,
-    StoreOutOfMemory,
-    TooManyRequests,
-)
+from clipcore.errors import InvalidInput
+from clipq.contracts.jobs import Job, JobPayload
+from clipq.errors import Conflict, ServiceUnavailable, StoreOutOfMemory, TooManyRequests
+from clipq.metrics import record_submit
+from clipq.webhooks import check_callback_url
 
 POLL_AFTER_SECONDS = 1
 QUEUE_FULL_RETRY_SECONDS = 10

@@ -9,8 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response
-from clipcore.contracts import Problem
-from clipcore.errors import PayloadTooLarge
+from clipcore.problem import Problem
+from clipq.errors import PayloadTooLarge
 
 
 class BodySizeLimit:

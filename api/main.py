@@ -12,8 +12,6 @@ from fastapi_offline import FastAPIOffline
 from redis.exceptions import RedisError
 
 from api.auth import Authentication, authenticated_owner
-from api.collection_store import AsyncCollections
-from api.events import JobEvents
 from api.headers import ResponseHeaders
 from api.limits import BodyDeadline, BodySizeLimit
 from api.openapi import install_openapi, operation_id
@@ -21,8 +19,10 @@ from api.problems import install_problem_handlers
 from api.queue import JobQueue
 from api.routes import classify, collections, health, jobs, scenes, seed
 from api.routes.web import mount_web
-from api.store import ApiStore
-from clipcore.settings import Settings, get_settings
+from clipq.settings import Settings, get_settings
+from clipq.store.collections import AsyncCollections
+from clipq.store.events import JobEvents
+from clipq.store.jobs import ApiStore
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from api.problems import PROBLEM_JSON
-from clipcore.contracts import Problem
+from clipcore.problem import Problem
 
 OCTET_STREAM = "application/octet-stream"
 

@@ -15,14 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, OutOfMemoryError, RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clipcore.contracts import FieldError, Problem
-from clipcore.errors import (
-    ClipqError,
-    InvalidInput,
-    MalformedBody,
-    ServiceUnavailable,
-    StoreOutOfMemory,
-)
+from clipcore.errors import ClipqError, InvalidInput
+from clipcore.problem import FieldError, Problem
+from clipq.errors import MalformedBody, ServiceUnavailable, StoreOutOfMemory
 
 PROBLEM_JSON = "application/problem+json"
 REDIS_RETRY_AFTER_SECONDS = 5

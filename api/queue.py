@@ -5,7 +5,8 @@ from __future__ import annotations
 from anyio import to_thread
 from celery import Celery
 
-from clipcore.contracts import INFERENCE_QUEUE, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK, JobKind
+from clipq.contracts.jobs import JobKind
+from clipq.transport import INFERENCE_QUEUE, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
 
 
 class JobQueue:

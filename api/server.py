@@ -15,7 +15,7 @@ from asyncio import TimerHandle
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from clipcore.settings import get_settings
+from clipq.settings import get_settings
 
 _LATE_BODY = (
     b'{"type":"about:blank","title":"Request Timeout","status":408,'

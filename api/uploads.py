@@ -9,10 +9,10 @@ from functools import partial
 from anyio import to_thread
 from fastapi import UploadFile
 
-from clipcore.contracts import ImageRef
 from clipcore.errors import InvalidInput
 from clipcore.images import check_filename, inspect_image
-from clipcore.settings import Settings
+from clipq.contracts.jobs import ImageRef
+from clipq.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ def machine() -> str:
     memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     import torch
 
-    busy = subprocess.run(["pgrep", "-f", "clipcore.train"], capture_output=True, text=True)
+    busy = subprocess.run(["pgrep", "-f", "clipcore.lab.train"], capture_output=True, text=True)
     note = "a training run shared the CPU" if busy.stdout.strip() else "no training run alongside"
     return (
         f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, torch {torch.__version__} "

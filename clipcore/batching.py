@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 
 from clipcore.clip_model import LoadedClip
-from clipcore.contracts import Problem
 from clipcore.encode import embed_pixels, preprocess_images
 from clipcore.errors import ClipqError, DeviceOutOfMemory
 from clipcore.images import DEFAULT_BATCH_PIXELS, WorkingSize, decode_reduced
+from clipcore.problem import Problem
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from clipcore.batching import (
     stack_embedded,
 )
 from clipcore.clip_model import LoadedClip
-from clipcore.contracts import ClassifiedImage, LabelScore, Problem
 from clipcore.encode import EmbeddingCache, embed_texts
 from clipcore.images import DEFAULT_BATCH_PIXELS
+from clipcore.problem import Problem
 from clipcore.prompts import format_prompt
+from clipcore.schemas import ClassifiedImage, LabelScore
 
 
 def format_prompts(labels: Sequence[str], template: str) -> list[str]:

@@ -22,7 +22,7 @@ from clipcore.errors import ClipqError
 from clipcore.images import DEFAULT_BATCH_PIXELS, DecodedImage, WorkingSize, decode_reduced
 from clipcore.problem import Problem
 from clipcore.rerank import DEFAULT_CONTEXT, crop_regions
-from clipcore.retrieval_models import CropBackground, Region
+from clipcore.schemas import CropBackground, Region
 
 THUMBNAIL_SIDE = 256
 

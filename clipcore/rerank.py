@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clipcore.retrieval_models import CropBackground, Fusion
+from clipcore.schemas import CropBackground, Fusion
 
 DEFAULT_CONTEXT = 2.0
 MASK_GREY = (128, 128, 128)

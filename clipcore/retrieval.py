@@ -17,7 +17,7 @@ import torch
 
 from clipcore.metrics import first_relevant_rank, recall_at_k, reciprocal_rank
 from clipcore.rerank import best_crops, fuse
-from clipcore.retrieval_models import Fusion, RerankMode
+from clipcore.schemas import Fusion, RerankMode
 
 
 @dataclass

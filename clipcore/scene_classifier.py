@@ -27,11 +27,12 @@ from clipcore.batching import (
 )
 from clipcore.classify import build_zero_shot_classifier, zero_shot_probabilities
 from clipcore.clip_model import LoadedClip, load_clip
-from clipcore.contracts import Problem, SceneImage, ScenesResult, TaxonomyRef
 from clipcore.encode import EmbeddingCache, embed_images
 from clipcore.errors import InvalidImage
 from clipcore.images import DEFAULT_BATCH_PIXELS
+from clipcore.problem import Problem
 from clipcore.scenes import DatasetSummary, SceneImageResult, scene_image_result, summarize_dataset
+from clipcore.schemas import SceneBatch, SceneImage, TaxonomyRef
 from clipcore.taxonomy import Matcher, Speed, Taxonomy, load_default_taxonomy, taxonomy_hash
 
 DEFAULT_MIN_CONFIDENCE = 0.5
@@ -71,7 +72,7 @@ def classify_scene_uploads(
     on_progress: Callable[[int], None] = lambda done: None,
     image_cache: EmbeddingStore | None = None,
     observe: BatchObserver | None = None,
-) -> ScenesResult:
+) -> SceneBatch:
     """Each upload's scene and matcher; with two or more classified images, the dataset summary.
 
     :func:`embed_uploads` followed by :func:`scenes_from_embedded`; a worker also calls
@@ -110,7 +111,7 @@ def scenes_from_embedded(
     speed: Speed,
     min_confidence: float,
     min_margin: float,
-) -> ScenesResult:
+) -> SceneBatch:
     """The scenes result for uploads already embedded.
 
     ``embedded`` holds, per upload, its unit embedding or the problem that stopped it;
@@ -142,7 +143,7 @@ def scenes_from_embedded(
     if len(predictions) >= 2:
         tops = [predictions[i].top_scene for i in sorted(predictions)]
         summary = summarize_dataset(taxonomy, tops, speed)
-    return ScenesResult(
+    return SceneBatch(
         model=clip.model_id,
         taxonomy=taxonomy_ref(taxonomy),
         speed=speed,
@@ -183,7 +184,7 @@ class SceneClassifier:
         images: Sequence[str | Path | bytes],
         speed: Speed = Speed.balanced,
         on_progress: Callable[[int], None] = lambda done: None,
-    ) -> ScenesResult:
+    ) -> SceneBatch:
         """Classify files (paths) or encoded images (bytes); unreadable ones get an error."""
         read = [_read(image, i) for i, image in enumerate(images)]
         uploads = [item for item in read if isinstance(item, Upload)]

@@ -54,7 +54,7 @@ def test_services_wait_for_healthy_redis_and_worker_gets_a_gpu() -> None:
 
 
 def test_compose_serves_real_models_and_embedded_is_one_setting_away() -> None:
-    from clipcore.settings import Settings
+    from clipq.settings import Settings
 
     env = compose()["x-clipq-env"]
     assert env["CLIPQ_CLIP_MODEL"] == "${CLIPQ_CLIP_MODEL:-openai/clip-vit-base-patch32}"

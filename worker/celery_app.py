@@ -9,8 +9,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from clipcore.contracts import INFERENCE_QUEUE, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
-from clipcore.settings import get_settings
+from clipq.settings import get_settings
+from clipq.transport import INFERENCE_QUEUE, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
 from worker.celery_config import common_config
 
 settings = get_settings()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clipcore.settings import Settings
+from clipq.settings import Settings
 
 
 def common_config(settings: Settings) -> dict[str, Any]:

@@ -13,12 +13,12 @@ from clipcore.batching import Upload
 from clipcore.classify import cached_classifier
 from clipcore.clip_model import LoadedClip
 from clipcore.encode import EmbeddingCache, embed_texts
-from clipcore.errors import Conflict, NotFound, QuotaExceeded
 from clipcore.ingest import CropSettings, PreparedImage, prepare_images
 from clipcore.metrics import mean
 from clipcore.problem import Problem
 from clipcore.retrieval import CollectionIndex
-from clipcore.retrieval_models import (
+from clipcore.schemas import RerankMode
+from clipq.contracts.collections import (
     Collection,
     EvaluatePayload,
     EvaluateResult,
@@ -30,13 +30,13 @@ from clipcore.retrieval_models import (
     ModeMetrics,
     QueryEvaluation,
     QueryMetrics,
-    RerankMode,
     SearchHit,
     SearchPayload,
     SearchResult,
 )
-from clipcore.settings import Settings
-from worker.collection_store import Collections
+from clipq.errors import Conflict, NotFound, QuotaExceeded
+from clipq.settings import Settings
+from clipq.store.collections import Collections
 
 
 class CollectionIndexes:

@@ -3,13 +3,14 @@
 A worker that starts a small classify or scenes job (fewer images than
 ``CLIPQ_BATCH_SIZE``) also *claims* other queued small jobs of either kind,
 oldest first, straight from the queue's sorted set, with the same effects as
-starting them (lease, attempts, ``running``); see ``CLAIM_SCRIPT`` in
-:mod:`api.store`. It keeps claiming for up to ``CLIPQ_BATCH_WAIT_MS`` while
+starting them (lease, attempts, ``running``); see ``clipq/store/lua/claim.lua``.
+It keeps claiming for up to ``CLIPQ_BATCH_WAIT_MS`` while
 the images still fit in one model batch, but a job with nothing else queued
 starts at once, so a lone job never waits. All their images are embedded in
 one :func:`~clipcore.batching.embed_uploads` call (image cache, decode/forward
 overlap and OOM halving included); then each job is classified against its own
-labels or taxonomy and finished under its own record.
+labels or taxonomy and finished under its own record, through the same lifecycle as
+a job alone (:func:`worker.jobs.run_unit`).
 
 The job records stay the truth, and Celery stays the transport: a claimed
 job's own message arrives later and finds it running or finished, and the
@@ -26,34 +27,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 import torch
-from celery.exceptions import SoftTimeLimitExceeded
-from pydantic import ValidationError
-from redis import RedisError
 
-from api.metrics import record_finish
-from api.store import WorkerStore, job_key
 from clipcore.batching import BatchObserver, EmbeddingStore, Upload, embed_uploads
 from clipcore.classify import cached_classifier, classify_embedded
 from clipcore.clip_model import LoadedClip
-from clipcore.contracts import (
+from clipcore.encode import EmbeddingCache
+from clipcore.problem import Problem
+from clipcore.scene_classifier import cached_scene_embeddings, scenes_from_embedded
+from clipcore.taxonomy import load_default_taxonomy
+from clipq.contracts.jobs import (
     ClassifyPayload,
     ClassifyResult,
     JobKind,
+    JobPayload,
     JobResult,
     JobStatus,
-    Problem,
     ScenesPayload,
+    ScenesResult,
 )
-from clipcore.encode import EmbeddingCache
-from clipcore.errors import ClipqError, JobTimeout
-from clipcore.scene_classifier import cached_scene_embeddings, scenes_from_embedded
-from clipcore.settings import Settings
-from clipcore.taxonomy import load_default_taxonomy
-from worker.jobs import LeaseKeeper, load_uploads, new_lease
+from clipq.settings import Settings
+from clipq.store.jobs import WorkerStore
+from worker.jobs import Unit, run_unit, settling
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +69,6 @@ class Models:
     observe: BatchObserver | None = None
 
 
-@dataclass
-class ClaimedJob:
-    job_id: str
-    payload: ClassifyPayload | ScenesPayload | None = None
-    uploads: list[Upload] = field(default_factory=list)
-    result: JobResult | None = None
-    problem: Problem | None = None
-
-
 def is_small(store: WorkerStore, job_id: str, batch_size: int) -> bool:
     """Whether the job has fewer images than one model batch (and so may share one)."""
     return 0 < store.total(job_id) < batch_size
@@ -95,34 +83,20 @@ def run_batched(
 ) -> JobStatus | None:
     """Run the small job ``job_id`` together with the queued small jobs this worker can claim.
 
-    Returns the status ``job_id`` ended with (None if this delivery was skipped), like
-    :func:`worker.jobs.run_job`; ``notify(id)`` runs for each job that ended here with a
-    result or a failure.
+    The lifecycle is :func:`worker.jobs.run_unit`'s, as for a job alone; ``notify(id)`` runs
+    for each job that ended here with a result or a failure.
     """
-    lease = new_lease()
-    started = store.start(job_id, lease)
-    if started == -2:
-        log.warning("job %s failed: its workers died too often", job_id)
-        _ended(store, [job_id], notify)
-        return JobStatus.failed
-    if started == -3:
-        log.info("job %s is held by another worker; duplicate delivery dropped", job_id)
-        return None
-    if started != 1:
-        log.info("job %s is not runnable (cancelled, finished or expired); skipped", job_id)
-        return None
-    with LeaseKeeper(store, lease) as keeper:
-        budget = settings.batch_size - store.total(job_id)
-        ids = [job_id, *gather(store, lease, settings, budget)]
-        keeper.add(ids)
-        jobs = [_load(store, claimed) for claimed in ids]
-        _process(jobs, settings, models)
-        statuses = {}
-        for job in jobs:
-            statuses[job.job_id] = status = _finish(store, lease, job)
-            if status != JobStatus.cancelled:  # counted at once, as clients may look now
-                _ended(store, [job.job_id], notify)
-    return statuses[job_id]
+
+    def claim(lease: str) -> list[str]:
+        return gather(store, lease, settings, settings.batch_size - store.total(job_id))
+
+    return run_unit(
+        store,
+        job_id,
+        lambda units: process(units, settings, models),
+        claim=claim,
+        notify=notify,
+    )
 
 
 def gather(store: WorkerStore, lease: str, settings: Settings, budget: int) -> list[str]:
@@ -143,47 +117,19 @@ def gather(store: WorkerStore, lease: str, settings: Settings, budget: int) -> l
     return claimed
 
 
-def _load(store: WorkerStore, job_id: str) -> ClaimedJob:
-    job = ClaimedJob(job_id)
-    kind = store.kind(job_id)
-    try:
-        model = ClassifyPayload if kind == JobKind.classify else ScenesPayload
-        job.payload = model.model_validate_json(store.payload(job_id) or "")
-        job.uploads = load_uploads(store, job.payload.images, scope=store.owner(job_id))
-    except ValidationError:
-        log.exception("job %s has an unreadable payload", job_id)
-        job.problem = _internal_error()
-    except ClipqError as exc:  # e.g. its uploads expired before it ran
-        job.problem = exc.to_problem()
-    return job
-
-
-def _process(jobs: Sequence[ClaimedJob], settings: Settings, models: Callable[[], Models]) -> None:
+def process(units: Sequence[Unit], settings: Settings, models: Callable[[], Models]) -> None:
     """Embed every job's images in one call, then give each job its own result or problem."""
-    ready = [job for job in jobs if job.problem is None]
-    try:
-        loaded = models()
-        embedded = embed_shared(loaded, [job.uploads for job in ready], settings)
-    except SoftTimeLimitExceeded:
-        problem = JobTimeout(f"the job ran longer than {settings.task_soft_time_limit} s")
-        _fail_all(ready, problem.to_problem())
-        return
-    except ClipqError as exc:
-        _fail_all(ready, exc.to_problem())
-        return
-    except Exception:
-        # A bug or a broken model, not the clients' fault: record it, keep the worker alive.
-        log.exception("a cross-job batch of %d jobs failed unexpectedly", len(ready))
-        _fail_all(ready, _internal_error())
-        return
-    for job, items in zip(ready, embedded, strict=True):
-        try:
-            job.result = _result(loaded, job, items, settings)
-        except ClipqError as exc:
-            job.problem = exc.to_problem()
-        except Exception:
-            log.exception("job %s failed unexpectedly", job.job_id)
-            job.problem = _internal_error()
+    uploads: dict[str, list[Upload]] = {}
+    for unit in units:
+        with settling([unit], f"job {unit.job.job_id}"):  # e.g. its uploads expired
+            assert isinstance(unit.payload, ClassifyPayload | ScenesPayload)
+            uploads[unit.job.job_id] = unit.job.uploads(unit.payload.images)
+    ready = [unit for unit in units if unit.pending]
+    loaded = models()
+    embedded = embed_shared(loaded, [uploads[unit.job.job_id] for unit in ready], settings)
+    for unit, items in zip(ready, embedded, strict=True):
+        with settling([unit], f"job {unit.job.job_id}"):
+            unit.result = _result(loaded, unit.payload, uploads[unit.job.job_id], items, settings)
 
 
 def embed_shared(
@@ -214,13 +160,16 @@ def embed_shared(
 
 
 def _result(
-    models: Models, job: ClaimedJob, embedded: Sequence[Embedded], settings: Settings
+    models: Models,
+    payload: JobPayload | None,
+    uploads: Sequence[Upload],
+    embedded: Sequence[Embedded],
+    settings: Settings,
 ) -> JobResult:
-    payload = job.payload
     if isinstance(payload, ClassifyPayload):
         labels, template = payload.labels, payload.prompt_template
         images = classify_embedded(
-            job.uploads,
+            uploads,
             embedded,
             cached_classifier(models.text_cache, models.clip, labels, [template]),
             models.clip.logit_scale,
@@ -230,9 +179,9 @@ def _result(
         return ClassifyResult(model=models.clip.model_id, images=images)
     assert isinstance(payload, ScenesPayload)
     taxonomy = payload.taxonomy or load_default_taxonomy()
-    return scenes_from_embedded(
+    batch = scenes_from_embedded(
         models.clip,
-        job.uploads,
+        uploads,
         embedded,
         cached_scene_embeddings(models.text_cache, models.clip, taxonomy),
         taxonomy=taxonomy,
@@ -240,51 +189,4 @@ def _result(
         min_confidence=settings.scene_min_confidence,
         min_margin=settings.scene_min_margin,
     )
-
-
-def _finish(store: WorkerStore, lease: str, job: ClaimedJob) -> JobStatus:
-    """Store the job's outcome under the lease; ``cancelled`` if it is no longer ours."""
-    if job.result is not None:
-        stored, status = store.succeed(job.job_id, lease, job.result), JobStatus.succeeded
-    else:
-        stored, status = (
-            store.fail(job.job_id, lease, job.problem or _internal_error()),
-            JobStatus.failed,
-        )
-    if not stored:
-        log.info("job %s was cancelled or taken over before its result was stored", job.job_id)
-        return JobStatus.cancelled
-    return status
-
-
-def _fail_all(jobs: Sequence[ClaimedJob], problem: Problem) -> None:
-    for job in jobs:
-        job.problem = problem
-
-
-def _ended(store: WorkerStore, job_ids: Sequence[str], notify: Callable[[str], None]) -> None:
-    """Count the ended jobs in the metrics and send the webhooks that were asked for."""
-    fields = ("kind", "status", "created_at", "finished_at", "callback_url")
-    pipe = store.redis.pipeline(transaction=False)
-    for job_id in job_ids:
-        pipe.hmget(job_key(job_id), fields)
-    for job_id, values in zip(job_ids, pipe.execute(), strict=True):
-        kind, status, created, finished, callback = (v.decode() if v else "" for v in values)
-        if not finished:
-            continue  # expired meanwhile
-        try:
-            latency = datetime.fromisoformat(finished) - datetime.fromisoformat(created)
-            record_finish(store.redis, kind, status, latency.total_seconds())
-        except RedisError:
-            log.warning("could not record metrics of job %s", job_id)
-        if callback:
-            notify(job_id)
-
-
-def _internal_error() -> Problem:
-    return Problem(
-        type="/problems/internal-error",
-        title="Internal error",
-        status=500,
-        detail="the worker hit an unexpected error; it has been logged",
-    )
+    return ScenesResult.of(batch)

@@ -8,8 +8,8 @@ import sys
 
 import redis
 
-from api.store import WorkerStore
-from clipcore.settings import get_settings
+from clipq.settings import get_settings
+from clipq.store.jobs import WorkerStore
 
 
 def main() -> int:

@@ -1,11 +1,13 @@
-"""Running one job inside a task: the part every job kind shares.
+"""One lifecycle for every unit of work a worker does: a single job is a batch of one.
 
-``run_job`` takes the job under a lease, keeps the lease alive from a helper
-thread, hands the job's payload and a :class:`RunningJob` (progress, uploads)
-to a clipcore function, and stores the outcome. The record stays the truth: a job cancelled
-meanwhile stays cancelled, a duplicate delivery of a job another worker holds
-is dropped, and a client's bad input ends as a ``failed`` job with a problem,
-never as a crashed worker.
+:func:`run_unit` takes the job a task was sent under a lease (:class:`StartOutcome` says
+whether to run it), optionally claims others to run with it (cross-job batching), keeps
+every lease alive from one thread, parses each payload, lets ``work`` give each
+:class:`Unit` its result or problem, stores each outcome under the lease, and then counts
+and announces (webhook) every job that ended here. The record stays the truth: a job
+cancelled meanwhile stays cancelled, a duplicate delivery of a job another worker holds is
+dropped, and a client's bad input ends as a ``failed`` job with a problem, never as a
+crashed worker.
 """
 
 from __future__ import annotations
@@ -15,20 +17,34 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 
 from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import ValidationError
 from redis import RedisError
 
-from api.metrics import record_finish
-from api.store import WorkerStore
 from clipcore.batching import Upload
-from clipcore.contracts import ImageRef, JobPayload, JobResult, JobStatus, Problem
-from clipcore.errors import ClipqError, JobCancelled, JobTimeout, NotFound
-from clipcore.settings import get_settings
+from clipcore.errors import ClipqError
+from clipcore.problem import Problem
+from clipq.contracts.jobs import (
+    ImageRef,
+    JobPayload,
+    JobResult,
+    JobStatus,
+    payload_from_json,
+)
+from clipq.errors import JobCancelled, JobTimeout, NotFound, internal_error
+from clipq.metrics import record_finish
+from clipq.settings import get_settings
+from clipq.store.jobs import StartOutcome, WorkerStore, job_key
 
 log = logging.getLogger(__name__)
+
+Notify = Callable[[str], None]
 
 
 def new_lease() -> str:
@@ -103,80 +119,144 @@ def load_uploads(store: WorkerStore, images: Sequence[ImageRef], *, scope: str) 
     ]
 
 
+@dataclass
+class Unit:
+    """One job of a unit of work, and what became of it."""
+
+    job: RunningJob
+    payload: JobPayload | None = None
+    result: JobResult | None = None
+    problem: Problem | None = None
+    cancelled: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return self.result is None and self.problem is None and not self.cancelled
+
+
+@contextmanager
+def settling(units: Sequence[Unit], what: str) -> Iterator[None]:
+    """Whatever stops the work inside gives every pending unit its outcome: a cancellation,
+    a timeout, the client's problem, or (a bug, logged) an internal error."""
+    try:
+        yield
+    except JobCancelled:
+        log.info("%s stopped: cancelled or taken over", what)
+        for unit in units:
+            if unit.pending:
+                unit.cancelled = True
+    except SoftTimeLimitExceeded:
+        limit = get_settings().task_soft_time_limit
+        _fail_pending(units, JobTimeout(f"the job ran longer than {limit} s").to_problem())
+    except ClipqError as exc:
+        _fail_pending(units, exc.to_problem())
+    except Exception:
+        # A bug or a broken model, not the client's fault: record it, keep the worker alive.
+        log.exception("%s failed unexpectedly", what)
+        _fail_pending(units, internal_error())
+
+
+def _fail_pending(units: Sequence[Unit], problem: Problem) -> None:
+    for unit in units:
+        if unit.pending:
+            unit.problem = problem
+
+
+def run_unit(
+    store: WorkerStore,
+    job_id: str,
+    work: Callable[[list[Unit]], None],
+    *,
+    claim: Callable[[str], list[str]] | None = None,
+    parse: Callable[[str], JobPayload] = payload_from_json,
+    notify: Notify = lambda job_id: None,
+) -> JobStatus | None:
+    """Run the job ``job_id`` (with the jobs ``claim(lease)`` takes beside it); returns the
+    status ``job_id`` ended with, None if this delivery was skipped. ``work`` sets each unit's
+    result or problem; what it raises settles every unit it left pending."""
+    lease = new_lease()
+    started = store.start(job_id, lease)
+    if started == StartOutcome.out_of_attempts:
+        log.warning("job %s failed: its workers died too often", job_id)
+        ended(store, [job_id], notify)
+        return JobStatus.failed
+    if started == StartOutcome.held_elsewhere:
+        log.info("job %s is held by another worker; duplicate delivery dropped", job_id)
+        return None
+    if started != StartOutcome.started:
+        log.info("job %s is not runnable (cancelled, finished or expired); skipped", job_id)
+        return None
+    with LeaseKeeper(store, lease) as keeper:
+        ids = [job_id, *(claim(lease) if claim else [])]
+        keeper.add(ids)
+        units = [Unit(RunningJob(store, id_, lease, store.owner(id_))) for id_ in ids]
+        for unit in units:
+            _parse(store, unit, parse)
+        with settling(units, f"job {job_id}" if len(units) == 1 else f"a batch of {len(units)}"):
+            work([unit for unit in units if unit.pending])
+        statuses = {unit.job.job_id: _finish(store, lease, unit) for unit in units}
+    ended(store, [id_ for id_, status in statuses.items() if status != JobStatus.cancelled], notify)
+    return statuses[job_id]
+
+
 def run_job(
     store: WorkerStore,
     job_id: str,
     parse: Callable[[str], JobPayload],
     work: Callable[[JobPayload, RunningJob], JobResult],
-    notify: Callable[[str], None] = lambda job_id: None,
+    notify: Notify = lambda job_id: None,
 ) -> JobStatus | None:
-    """Run ``work`` for the job ``job_id``; returns the status it ended with (None if skipped).
+    """Run one job on its own: :func:`run_unit` with a unit of one.
 
-    ``notify(job_id)`` runs once the job has ended here with a result or a failure.
+    ``parse`` checks that the payload is of the task's kind; ``work`` returns its result.
     """
-    status = _run(store, job_id, parse, work)
-    if status in (JobStatus.succeeded, JobStatus.failed):
-        _count_finished(store, job_id)
-        if store.callback_url(job_id):
-            notify(job_id)
+
+    def one(units: list[Unit]) -> None:
+        for unit in units:
+            assert unit.payload is not None  # pending units have one
+            unit.result = work(unit.payload, unit.job)
+
+    return run_unit(store, job_id, one, parse=parse, notify=notify)
+
+
+def _parse(store: WorkerStore, unit: Unit, parse: Callable[[str], JobPayload]) -> None:
+    try:
+        unit.payload = parse(store.payload(unit.job.job_id) or "")
+    except ValidationError:
+        log.exception("job %s has an unreadable payload", unit.job.job_id)
+        unit.problem = internal_error()
+
+
+def _finish(store: WorkerStore, lease: str, unit: Unit) -> JobStatus:
+    """Store the unit's outcome under the lease; ``cancelled`` if the job is no longer ours."""
+    job_id = unit.job.job_id
+    if unit.cancelled:
+        return JobStatus.cancelled
+    if unit.result is not None:
+        stored, status = store.succeed(job_id, lease, unit.result), JobStatus.succeeded
+    else:
+        problem = unit.problem or internal_error()
+        stored, status = store.fail(job_id, lease, problem), JobStatus.failed
+    if not stored:
+        log.info("job %s was cancelled or taken over before its result was stored", job_id)
+        return JobStatus.cancelled
     return status
 
 
-def _count_finished(store: WorkerStore, job_id: str) -> None:
-    job = store.job(job_id)
-    if job is None or job.finished_at is None:
-        return
-    latency = (job.finished_at - job.created_at).total_seconds()
-    try:
-        record_finish(store.redis, str(job.kind), str(job.status), latency)
-    except RedisError:
-        log.warning("could not record metrics of job %s", job_id)
-
-
-def _run(
-    store: WorkerStore,
-    job_id: str,
-    parse: Callable[[str], JobPayload],
-    work: Callable[[JobPayload, RunningJob], JobResult],
-) -> JobStatus | None:
-    lease = new_lease()
-    started = store.start(job_id, lease)
-    if started == -2:
-        log.warning("job %s failed: its workers died too often", job_id)
-        return JobStatus.failed
-    if started == -3:
-        log.info("job %s is held by another worker; duplicate delivery dropped", job_id)
-        return None
-    if started != 1:
-        log.info("job %s is not runnable (cancelled, finished or expired); skipped", job_id)
-        return None
-    with LeaseKeeper(store, lease) as keeper:
-        keeper.add([job_id])
+def ended(store: WorkerStore, job_ids: Sequence[str], notify: Notify) -> None:
+    """Count the jobs that ended here in the metrics, and send the webhooks asked for."""
+    fields = ("kind", "status", "created_at", "finished_at", "callback_url")
+    pipe = store.redis.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hmget(job_key(job_id), fields)
+    for job_id, values in zip(job_ids, pipe.execute(), strict=True):
+        kind, status, created, finished, callback = (v.decode() if v else "" for v in values)
+        if not finished:
+            continue  # expired meanwhile
         try:
-            payload = parse(store.payload(job_id) or "")
-            result = work(payload, RunningJob(store, job_id, lease, store.owner(job_id)))
-        except JobCancelled:
-            log.info("job %s stopped: cancelled or taken over", job_id)
-            return JobStatus.cancelled
-        except SoftTimeLimitExceeded:
-            limit = get_settings().task_soft_time_limit
-            store.fail(job_id, lease, JobTimeout(f"the job ran longer than {limit} s").to_problem())
-            return JobStatus.failed
-        except ClipqError as exc:
-            store.fail(job_id, lease, exc.to_problem())
-            return JobStatus.failed
-        except Exception:
-            # A bug or a broken model, not the client's fault: record it, keep the worker alive.
-            log.exception("job %s failed unexpectedly", job_id)
-            problem = Problem(
-                type="/problems/internal-error",
-                title="Internal error",
-                status=500,
-                detail="the worker hit an unexpected error; it has been logged",
-            )
-            store.fail(job_id, lease, problem)
-            return JobStatus.failed
-        if not store.succeed(job_id, lease, result):
-            log.info("job %s was cancelled or taken over before its result was stored", job_id)
-            return JobStatus.cancelled
-    return JobStatus.succeeded
+            latency = datetime.fromisoformat(finished) - datetime.fromisoformat(created)
+            record_finish(store.redis, kind, status, latency.total_seconds())
+        except RedisError:
+            log.warning("could not record metrics of job %s", job_id)
+        if callback:
+            notify(job_id)

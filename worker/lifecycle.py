@@ -10,10 +10,10 @@ import threading
 from celery.signals import worker_process_init, worker_process_shutdown
 from redis import RedisError
 
-from api.store import WORKER_HEARTBEAT_SECONDS
-from clipcore.contracts import INFERENCE_QUEUE, TASK_NAMES
 from clipcore.errors import ClipqError
-from clipcore.settings import get_settings
+from clipq.settings import get_settings
+from clipq.store.jobs import WORKER_HEARTBEAT_SECONDS, RequeueOutcome
+from clipq.transport import INFERENCE_QUEUE, TASK_NAMES
 from worker import runtime
 from worker.celery_app import app
 
@@ -79,8 +79,8 @@ def reap_stale_jobs() -> None:
     for job_id in store.stale_jobs():
         outcome = store.requeue(job_id)
         kind = store.kind(job_id)
-        if outcome == 1 and kind is not None:
+        if outcome == RequeueOutcome.requeued and kind is not None:
             log.warning("job %s lost its worker; re-queued", job_id)
             app.send_task(TASK_NAMES[kind], args=[job_id], queue=INFERENCE_QUEUE)
-        elif outcome == -2:
+        elif outcome == RequeueOutcome.out_of_attempts:
             log.warning("job %s lost its worker too often; failed", job_id)

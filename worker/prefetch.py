@@ -13,7 +13,7 @@ import sys
 from clipcore.clip_model import load_clip
 from clipcore.detector import load_detector
 from clipcore.errors import ClipqError
-from clipcore.settings import get_settings
+from clipq.settings import get_settings
 
 
 def main() -> int:

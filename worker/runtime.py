@@ -9,14 +9,14 @@ import redis
 import torch
 from redis import RedisError
 
-from api.metrics import record_batch
-from api.store import WorkerStore
 from clipcore.clip_model import ClipCache, LoadedClip, select_device
 from clipcore.detector import load_detector
 from clipcore.encode import EmbeddingCache
 from clipcore.errors import ModelLoadError
-from clipcore.settings import get_settings
-from worker.collection_store import Collections
+from clipq.metrics import record_batch
+from clipq.settings import get_settings
+from clipq.store.collections import Collections
+from clipq.store.jobs import WorkerStore
 from worker.collections import CollectionIndexes
 from worker.embedding_cache import RedisEmbeddingStore
 

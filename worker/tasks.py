@@ -6,18 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from clipcore.classify import classify_uploads
-from clipcore.contracts import (
-    TASK_NAMES,
-    WEBHOOK_QUEUE,
-    WEBHOOK_TASK,
-    ClassifyPayload,
-    ClassifyResult,
-    JobKind,
-    JobStatus,
-    ScenesPayload,
-    ScenesResult,
-)
-from clipcore.retrieval_models import (
+from clipcore.scene_classifier import classify_scene_uploads
+from clipcore.taxonomy import load_default_taxonomy
+from clipq.contracts.collections import (
     EvaluatePayload,
     EvaluateResult,
     IngestPayload,
@@ -25,9 +16,16 @@ from clipcore.retrieval_models import (
     SearchPayload,
     SearchResult,
 )
-from clipcore.scene_classifier import classify_scene_uploads
-from clipcore.settings import get_settings
-from clipcore.taxonomy import load_default_taxonomy
+from clipq.contracts.jobs import (
+    ClassifyPayload,
+    ClassifyResult,
+    JobKind,
+    JobStatus,
+    ScenesPayload,
+    ScenesResult,
+)
+from clipq.settings import get_settings
+from clipq.transport import TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
 from worker import collections, cross_batching, runtime
 from worker.celery_app import app
 from worker.jobs import RunningJob, run_job
@@ -95,7 +93,7 @@ def scenes(job_id: str) -> str | None:
 
     def work(payload: ScenesPayload, job: RunningJob) -> ScenesResult:
         settings = get_settings()
-        return classify_scene_uploads(
+        batch = classify_scene_uploads(
             runtime.clip(),
             runtime.text_cache(),
             job.uploads(payload.images),
@@ -110,6 +108,7 @@ def scenes(job_id: str) -> str | None:
             image_cache=runtime.image_cache(),
             observe=runtime.observe_batch,
         )
+        return ScenesResult.of(batch)
 
     return _run_job(job_id, ScenesPayload.model_validate_json, work)
 

@@ -19,10 +19,10 @@ import redis
 from celery import Celery
 from kombu import Queue
 
-from api.store import WorkerStore
-from api.webhooks import DeliveryFailed, UnsafeCallback, deliver
-from clipcore.contracts import WEBHOOK_QUEUE, WEBHOOK_TASK
-from clipcore.settings import get_settings
+from clipq.settings import get_settings
+from clipq.store.jobs import WorkerStore
+from clipq.transport import WEBHOOK_QUEUE, WEBHOOK_TASK
+from clipq.webhooks import DeliveryFailed, UnsafeCallback, deliver
 from worker.celery_config import common_config
 
 log = logging.getLogger(__name__)

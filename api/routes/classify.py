@@ -11,8 +11,8 @@ from api.forms import clean_labels
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
-from clipcore.contracts import ClassifyPayload, Job
 from clipcore.prompts import DEFAULT_TEMPLATE, PromptTemplate
+from clipq.contracts.jobs import ClassifyPayload, Job
 
 router = APIRouter(prefix="/v1", tags=["classify"])
 

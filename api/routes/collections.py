@@ -13,10 +13,9 @@ from api.forms import ingest_labels, ingest_metadata
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
-from clipcore.contracts import Job
-from clipcore.errors import InvalidInput, NotFound, QuotaExceeded
+from clipcore.errors import InvalidInput
 from clipcore.prompts import MAX_LABEL_LENGTH, format_prompt
-from clipcore.retrieval_models import (
+from clipq.contracts.collections import (
     Collection,
     CollectionCreate,
     CollectionImagePage,
@@ -28,6 +27,8 @@ from clipcore.retrieval_models import (
     SearchPayload,
     SearchRequest,
 )
+from clipq.contracts.jobs import Job
+from clipq.errors import NotFound, QuotaExceeded
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 MAX_OFFSET = 1_000_000_000  # beyond any collection; keeps offset + limit inside Redis' range

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from api.deps import StoreDep
-from api.metrics import render
 from api.openapi import problems
+from clipq.metrics import render
 
 router = APIRouter(tags=["health"])
 

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Path, Query, Response
 from api.auth import OwnerDep
 from api.deps import QueueDep, SettingsDep, StoreDep
 from api.jobs import POLL_AFTER_SECONDS
-from api.metrics import record_cancelled
 from api.openapi import problems
-from clipcore.contracts import Job
-from clipcore.errors import Conflict, InvalidInput, NotFound
+from clipcore.errors import InvalidInput
+from clipq.contracts.jobs import Job
+from clipq.errors import Conflict, NotFound
+from clipq.metrics import record_cancelled
+from clipq.store.jobs import CancelOutcome
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -57,9 +59,9 @@ async def cancel_job(job_id: JobId, store: StoreDep, queue: QueueDep, owner: Own
         raise _unknown(job_id)
     outcome = await store.cancel_job(job_id)
     job = await store.get_job(job_id, owner)
-    if outcome == -1 or job is None:
+    if outcome == CancelOutcome.unknown or job is None:
         raise _unknown(job_id)
-    if outcome == 0:
+    if outcome == CancelOutcome.final:
         raise Conflict(f"job {job_id} has already finished ({job.status})")
     await record_cancelled(store.redis, str(job.kind))
     if await store.callback_url(job_id):

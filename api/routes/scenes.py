@@ -10,8 +10,9 @@ from api.deps import SettingsDep, require_multipart
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
-from clipcore.contracts import FieldError, Job, ScenesPayload
+from clipcore.problem import FieldError
 from clipcore.taxonomy import Speed, Taxonomy, TaxonomyError, load_default_taxonomy, parse_taxonomy
+from clipq.contracts.jobs import Job, ScenesPayload
 
 router = APIRouter(prefix="/v1", tags=["scenes"])
 

@@ -18,10 +18,12 @@ from api.deps import SettingsDep, require_multipart
 from api.jobs import JobSubmitter, SubmitterDep
 from api.openapi import problems
 from api.uploads import AcceptedUpload, accept_uploads
-from clipcore.contracts import JobStatus, SceneImage, ScenesPayload, ScenesResult
-from clipcore.errors import Conflict, InvalidImage, JobTimeout, RelayedProblem
+from clipcore.errors import InvalidImage
 from clipcore.scenes import DatasetSummary, SceneImageResult
+from clipcore.schemas import SceneImage
 from clipcore.taxonomy import Matcher, Speed, load_default_taxonomy
+from clipq.contracts.jobs import JobStatus, ScenesPayload, ScenesResult
+from clipq.errors import Conflict, JobTimeout, RelayedProblem
 
 router = APIRouter(prefix="/api", tags=["seed-compatible"])
 

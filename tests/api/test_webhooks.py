@@ -12,8 +12,8 @@ import anyio
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-import api.webhooks
-from api.webhooks import DeliveryFailed, UnsafeCallback, check_callback_url, deliver, redact
+import clipq.webhooks
+from clipq.webhooks import DeliveryFailed, UnsafeCallback, check_callback_url, deliver, redact
 from tests.receivers import SlowReceiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -72,7 +72,7 @@ def test_a_slow_lookup_is_a_422_and_leaves_the_event_loop_free(
         time.sleep(3)  # a resolver that takes its time, as a remote DNS server may
         return []
 
-    monkeypatch.setattr(api.webhooks, "resolve", slow_resolve)
+    monkeypatch.setattr(clipq.webhooks, "resolve", slow_resolve)
     ticks: list[float] = []
 
     async def main() -> None:

@@ -20,7 +20,8 @@ from clipcore.classify import (
 )
 from clipcore.clip_model import ClipCache, LoadedClip, load_clip, resolve_model_source
 from clipcore.encode import EmbeddingCache, embed_images
-from clipcore.errors import JobCancelled, ModelLoadError
+from clipcore.errors import ModelLoadError
+from clipq.errors import JobCancelled
 from tests.support import distinct_pngs, png_bytes, truncated_png
 
 LABELS = ["cat", "dog", "red circle", "blue square"]

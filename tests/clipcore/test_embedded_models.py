@@ -1,6 +1,6 @@
 """The shipped models: they load offline through the ordinary code paths and understand the world.
 
-Thresholds sit a few points under what the full evaluation (``python -m clipcore.evaluate``,
+Thresholds sit a few points under what the full evaluation (``python -m clipcore.lab.evaluate``,
 600 images per set; figures in the model cards) measured, because these sets are small.
 """
 
@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from clipcore import evaluate, world, world_alt  # noqa: E402
+from clipcore.lab import evaluate, world, world_alt  # noqa: E402
 from clipcore.models import EMBEDDED_CLIP_DIR, EMBEDDED_DETECTOR_DIR  # noqa: E402
 
 # The shipped CLIP (see clipcore/models/clip-tiny/README.md) measured, on 600 images per
@@ -30,12 +30,11 @@ MIN_MASK_IOU = 0.75
 
 @pytest.fixture(scope="module")
 def clip(monkeypatch_module):
-    from transformers import CLIPModel, CLIPProcessor
+    """The shipped CLIP through the service's own loading (offline: a local folder)."""
+    from clipcore.clip_model import load_clip
 
     torch.set_num_threads(2)
-    model = CLIPModel.from_pretrained(EMBEDDED_CLIP_DIR, local_files_only=True).eval()
-    processor = CLIPProcessor.from_pretrained(EMBEDDED_CLIP_DIR, local_files_only=True)
-    return model, processor
+    return load_clip("embedded", "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +71,7 @@ def test_shipped_files_and_sizes():
 
 
 def test_clip_config_matches_tokenizer(clip):
-    model, processor = clip
+    model, processor = clip.model, clip.processor
     tok = processor.tokenizer
     assert model.config.text_config.eos_token_id == tok.eos_token_id
     assert model.config.text_config.vocab_size >= len(tok)
@@ -87,13 +86,12 @@ def test_clip_config_matches_tokenizer(clip):
 
 
 def test_zero_shot_on_both_renderers(clip):
-    model, processor = clip
     images, labels = [], []
     for renderer in ("main", "alt"):
         im, lab = evaluate.zero_shot_set(renderer, seed=4242, count=45)
         images += im
         labels += lab
-    acc = evaluate.zero_shot_accuracy(model, processor, images, labels)
+    acc = evaluate.zero_shot_accuracy(clip, images, labels)
     assert acc["colour"] >= MIN_COLOUR, acc
     assert acc["colour_shape"] >= MIN_COLOUR_SHAPE, acc
 
@@ -101,28 +99,26 @@ def test_zero_shot_on_both_renderers(clip):
 @pytest.mark.parametrize("mod", [world, world_alt], ids=["main", "alt"])
 def test_every_class_is_recognised(clip, mod):
     """Clear pictures of the 30 kinds: most get their own prompt, every colour is right."""
-    model, processor = clip
     labels = world.zero_shot_labels()
     images = [
         mod.render_object(c, s, scale=0.55, rotation=17.0 * i, seed=i).image
         for i, (c, s) in enumerate(labels)
     ]
-    acc = evaluate.zero_shot_accuracy(model, processor, images, labels)
+    acc = evaluate.zero_shot_accuracy(clip, images, labels)
     assert acc["colour"] == 1.0, acc
     assert acc["colour_shape"] >= MIN_CLEAR_OBJECTS, acc
 
 
 def test_text_to_image_retrieval(clip):
-    model, processor = clip
     scenes = evaluate.scene_set("main", seed=4243, count=60)
-    rec = evaluate.retrieval_recall(model, processor, scenes)
+    rec = evaluate.retrieval_recall(clip, scenes)
     assert rec["R@5"] >= MIN_RECALL_AT_5, rec
     assert rec["R@1"] <= rec["R@5"]
 
 
 def test_text_embedding_is_pooled_at_eos(clip):
     """Padding does not change a caption's embedding (pooling uses the first eos)."""
-    model, processor = clip
+    model, processor = clip.model, clip.processor
     tok = processor.tokenizer
     short = tok(["a red circle"], return_tensors="pt")
     padded = tok(

@@ -9,7 +9,7 @@ from PIL import Image
 
 from clipcore.rerank import best_crops, context_box, crop_regions, fuse
 from clipcore.retrieval import CollectionIndex, rankings, search
-from clipcore.retrieval_models import CropBackground, Fusion, RerankMode
+from clipcore.schemas import CropBackground, Fusion, RerankMode
 
 
 def test_context_box_is_a_square_twice_the_box_kept_inside() -> None:

@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 def test_tokenizer_round_trip(tmp_path):
     from transformers import CLIPTokenizer, CLIPTokenizerFast
 
-    from clipcore.train.tokenizer import caption_corpus, train_tokenizer
+    from clipcore.lab.train.tokenizer import caption_corpus, train_tokenizer
 
     tok = train_tokenizer(caption_corpus(0, scenes=300))
     tok.save_pretrained(tmp_path)
@@ -30,8 +30,8 @@ def test_tokenizer_round_trip(tmp_path):
 
 
 def test_multi_positive_matrix():
-    from clipcore import world
-    from clipcore.train.clip import positives
+    from clipcore.lab import world
+    from clipcore.lab.train.clip import positives
 
     scenes = world.generate_scenes(1, 24, size=32)
     claims = [s.claims[i % len(s.claims)] for i, s in enumerate(scenes)]
@@ -46,8 +46,8 @@ def test_train_commands_smoke(tmp_path):
     from transformers import CLIPModel, CLIPProcessor
 
     from clipcore.detector import load_detector, propose_regions
-    from clipcore.train.__main__ import main
-    from clipcore.world import render_object
+    from clipcore.lab.train.__main__ import main
+    from clipcore.lab.world import render_object
 
     clip_dir, det_dir = tmp_path / "clip", tmp_path / "det"
     tiny = [
@@ -172,7 +172,7 @@ def test_train_commands_smoke(tmp_path):
 
 
 def test_grid_centred_samples_sit_on_patch_corners_inside_the_image():
-    from clipcore.train.clip import BatchMaker, ClipRecipe
+    from clipcore.lab.train.clip import BatchMaker, ClipRecipe
 
     recipe = ClipRecipe(image_size=48, patch_size=6, easy_scale=(0.15, 0.7))
     maker = BatchMaker(recipe)

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from clipcore import world, world_alt
-from clipcore.world import COLOURS, SHAPES, Claim, ClaimItem, claim_holds
+from clipcore.lab import world, world_alt
+from clipcore.lab.world import COLOURS, SHAPES, Claim, ClaimItem, claim_holds
 
 RENDERERS = [world, world_alt]
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from clipcore.contracts import WEBHOOK_QUEUE
+from clipq.transport import WEBHOOK_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

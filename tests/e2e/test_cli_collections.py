@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipcore.cifar10 import write_cifar10_like
+from clipq.cli.cifar10 import write_cifar10_like
 from tests.e2e.conftest import Service
 
 CLIPQ = str(Path(sys.executable).parent / "clipq")

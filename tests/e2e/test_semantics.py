@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from clipcore.lab.world import render_object, render_scene, zero_shot_labels
 from clipcore.taxonomy import load_default_taxonomy
-from clipcore.world import render_object, render_scene, zero_shot_labels
 from tests.e2e.conftest import Service, env_on, private_redis, running_service
 
 

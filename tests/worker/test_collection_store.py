@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import redis
 
-from api.collection_store import collection_key, tenant_key
-from worker.collection_store import Collections
+from clipq.store.collections import Collections, collection_key, tenant_key
 
 
 @pytest.fixture

@@ -11,16 +11,23 @@ import pytest
 import redis
 import torch
 
-from api.store import QUEUED_KEY, RUNNING_KEY, WorkerStore, blob_key, job_from_record, job_key
-from api.store import new_record as record_of
 from clipcore.batching import Upload
 from clipcore.classify import classify_uploads
 from clipcore.clip_model import LoadedClip, load_clip
-from clipcore.contracts import ClassifyPayload, ImageRef, JobStatus, ScenesPayload
 from clipcore.encode import EmbeddingCache
 from clipcore.scene_classifier import classify_scene_uploads
-from clipcore.settings import Settings
 from clipcore.taxonomy import Speed, load_default_taxonomy
+from clipq.contracts.jobs import ClassifyPayload, ImageRef, JobStatus, ScenesPayload
+from clipq.settings import Settings
+from clipq.store.jobs import (
+    QUEUED_KEY,
+    RUNNING_KEY,
+    WorkerStore,
+    blob_key,
+    job_from_record,
+    job_key,
+)
+from clipq.store.jobs import new_record as record_of
 from tests.support import distinct_pngs, truncated_png
 from worker.cross_batching import Models, gather, run_batched
 

@@ -7,9 +7,9 @@ import uuid
 import pytest
 import redis
 
-from api.store import WorkerStore, job_from_record, job_key, new_record
-from clipcore.contracts import ClassifyPayload, ClassifyResult, ImageRef, JobStatus
 from clipcore.errors import InvalidInput
+from clipq.contracts.jobs import ClassifyPayload, ClassifyResult, ImageRef, JobStatus
+from clipq.store.jobs import WorkerStore, job_from_record, job_key, new_record
 from worker.jobs import run_job
 
 

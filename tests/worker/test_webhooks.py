@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clipcore.contracts import INFERENCE_QUEUE, WEBHOOK_QUEUE, WEBHOOK_TASK
+from clipq.transport import INFERENCE_QUEUE, WEBHOOK_QUEUE, WEBHOOK_TASK
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """A byte-level BPE tokenizer for the generated world's captions, saved as a CLIP tokenizer.
 
-The BPE is trained by the ``tokenizers`` library on captions from ``clipcore.world`` with
+The BPE is trained by the ``tokenizers`` library on captions from ``clipcore.lab.world`` with
 CLIP's own normalisation and pre-tokenisation (lower-casing, CLIP's split pattern, byte-level,
 ``</w>`` word ends). Its vocabulary also holds every byte, with and without ``</w>``, so any
 text a user sends can be tokenised without unknown tokens (an unknown token would map to
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from clipcore import world
+from clipcore.lab import world
 
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"

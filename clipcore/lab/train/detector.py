@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipcore import world
 from clipcore.detector import DEFAULT_CONFIG, _to_tensor, build_tiny_maskrcnn, save_tiny_detector
-from clipcore.train.clip import keep_best, prefetch, render_card, run_info
+from clipcore.lab import world
+from clipcore.lab.train.clip import keep_best, prefetch, render_card, run_info
 
 
 @dataclass
@@ -66,7 +66,7 @@ def train_detector(
 ) -> dict:
     from tqdm import tqdm
 
-    from clipcore.evaluate import detector_metrics
+    from clipcore.lab.evaluate import detector_metrics
 
     torch.set_num_threads(threads)
     torch.manual_seed(recipe.seed)
@@ -136,7 +136,7 @@ def write_card(out: Path, info: dict, command: str = "") -> None:
         "# maskrcnn-tiny: clipq's embedded object-proposal model",
         "",
         "A torchvision `MaskRCNN` with a small backbone and small heads, trained from scratch",
-        "by clipq's own script on cluttered scenes of `clipcore.world` (1-6 coloured shapes,",
+        "by clipq's own script on cluttered scenes of `clipcore.lab.world` (1-6 coloured shapes,",
         "7-70 % of the side, little overlap). Class-agnostic: it proposes objects (box, score,",
         "mask); naming them is CLIP's job. Default when `CLIPQ_DETECTOR_MODEL` is unset.",
         "",
@@ -156,7 +156,7 @@ def write_card(out: Path, info: dict, command: str = "") -> None:
         f"(background, object); {info.get('parameters', 0) / 1e6:.2f} M parameters.",
         f"- Input: images are resized to a shortest side of {c['min_size']} px (longest at most "
         f"{c['max_size']}); normalised with mean {c['image_mean']}, std {c['image_std']}.",
-        f"- Data: {r.get('image_size')} px scenes of 1-6 objects from `clipcore.world`, boxes "
+        f"- Data: {r.get('image_size')} px scenes of 1-6 objects from `clipcore.lab.world`, boxes "
         "and visible masks from the generator.",
         f"- Optimiser: AdamW lr {r.get('lr')}, weight decay {r.get('weight_decay')}, "
         f"{r.get('warmup_steps')} warm-up steps, cosine; batch {r.get('batch_size')}; "
@@ -167,6 +167,6 @@ def write_card(out: Path, info: dict, command: str = "") -> None:
         "- Note: torchvision hides detections under `box_score_thresh`; it is 0 here so that",
         "  callers choose their own threshold (`propose_regions(..., score_threshold=...)`).",
         "",
-        f"Reproduce: `{command or 'python -m clipcore.train detector'}`",
+        f"Reproduce: `{command or 'python -m clipcore.lab.train detector'}`",
     ]
     render_card(out, lines, info)

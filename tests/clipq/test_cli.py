@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from clipcore.cli import main
+from clipq.cli import main
 from tests.support import png_bytes
 
 

@@ -1,4 +1,4 @@
-"""Schemas of image collections, search and evaluation (pydantic only, no torch).
+"""Schemas of image collections, search and evaluation (pydantic only).
 
 Requests are what clients send; payloads what a task needs besides stored
 data; results what a job returns. Boxes are ``[x0, y0, x1, y1]`` in the
@@ -15,29 +15,10 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from clipcore.problem import Problem
 from clipcore.prompts import DEFAULT_TEMPLATE, Label, PromptTemplate, Query
+from clipcore.schemas import Box, CropBackground, Fusion, Region, RerankMode
 
-Box = Annotated[list[float], Field(min_length=4, max_length=4)]
 DEFAULT_KS = [1, 5, 10]
 MAX_QUERIES = 10_000  # in any deployment; CLIPQ_MAX_QUERIES may set a lower limit
-
-
-class RerankMode(StrEnum):
-    none = "none"
-    crops = "crops"
-
-
-class Fusion(StrEnum):
-    """How an image's score and its best crop's score combine under ``rerank=crops``."""
-
-    max = "max"  # the seed's rule: max(image score, best crop score)
-    weighted = "weighted"  # (1 - crop_weight) × image score + crop_weight × best crop score
-
-
-class CropBackground(StrEnum):
-    """What a crop shows around its object: the scene (``keep``) or grey (``mask``)."""
-
-    keep = "keep"
-    mask = "mask"
 
 
 # --- collections ---------------------------------------------------------------------
@@ -56,11 +37,6 @@ class Collection(BaseModel):
     version: int = Field(description="Grows with every change; caches compare it.")
     created_at: datetime
     crop_background: CropBackground
-
-
-class Region(BaseModel):
-    box: Box
-    score: float
 
 
 class CollectionImage(BaseModel):

@@ -1,6 +1,6 @@
 """Evaluate clipq's CLIP and detector on held-out generated images.
 
-``python -m clipcore.evaluate [--clip PATH] [--detector SPEC] [--count 600] [--seed 12345]
+``python -m clipcore.lab.evaluate [--clip PATH] [--detector SPEC] [--count 600] [--seed 12345]
 [--renderer main|alt|both] [--write-cards]`` prints, for each renderer:
 
 - zero-shot top-1 accuracy over the 30 classes "a photo of a {colour} {shape}." on ``count``
@@ -9,14 +9,15 @@
   objects (7-20 % of the side), reported separately;
 - text -> image Recall@1 / Recall@5 over ``count`` scenes of 1-6 objects, each scene's full
   caption ("a red circle, two blue stars and a green square") as the query; a retrieved
-  image counts when the caption correctly describes it (``clipcore.world.claim_holds``);
+  image counts when the caption correctly describes it (``clipcore.lab.world.claim_holds``);
 - detector recall: the share of ground-truth objects matched at box IoU >= 0.5 by one of the
   top 10 proposals, and the mean mask IoU of those matches (unmatched objects count 0) on the
   same scenes.
 
-``main`` is ``clipcore.world`` (the renderer the models were trained on), ``alt`` is the
-independent ``clipcore.world_alt``. Images are 128 px and go through the model's own
-``CLIPProcessor`` (resize + centre crop), as user images do.
+``main`` is ``clipcore.lab.world`` (the renderer the models were trained on), ``alt`` is the
+independent ``clipcore.lab.world_alt``. Images are 128 px and go through the model's own
+``CLIPProcessor`` (resize + centre crop), as user images do: models load and embed through
+the service core (:func:`clipcore.clip_model.load_clip`, :mod:`clipcore.encode`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clipcore import world, world_alt
+from clipcore.clip_model import LoadedClip, load_clip
+from clipcore.encode import embed_images, embed_texts
+from clipcore.lab import world, world_alt
 
 ZERO_SHOT_SCALES = (0.2, world.MAX_SCALE)
 SMALL_SCALES = (world.MIN_SCALE, 0.2)
@@ -58,49 +61,20 @@ def scene_set(renderer: str = "main", seed: int = 12345, count: int = 600, size:
     return renderer_module(renderer).generate_scenes(seed + 1, count, size=size)
 
 
-def load_clip(path: str | Path | None = None):
-    """(model, processor) from a folder (default: the embedded CLIP), eval mode, CPU."""
-    from transformers import CLIPModel, CLIPProcessor
-
-    from clipcore.models import EMBEDDED_CLIP_DIR
-
-    folder = Path(path) if path else EMBEDDED_CLIP_DIR
-    return CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)
-
-
-def _embed_images(model, processor, images, batch: int = 256):
+def embed_images_in_chunks(clip: LoadedClip, images, chunk: int = 256):
+    """Unit image embeddings through the core's own pre-processing and forward pass."""
     import torch
 
-    feats = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            pv = processor(images=images[i : i + batch], return_tensors="pt").pixel_values
-            f = model.get_image_features(pixel_values=pv)
-            f = getattr(f, "pooler_output", f)
-            feats.append(torch.nn.functional.normalize(f, dim=-1))
-    return torch.cat(feats)
+    return torch.cat(
+        [embed_images(clip, images[i : i + chunk]) for i in range(0, len(images), chunk)]
+    )
 
 
-def _embed_texts(model, processor, texts, batch: int = 256):
-    import torch
-
-    feats = []
-    with torch.no_grad():
-        for i in range(0, len(texts), batch):
-            tok = processor.tokenizer(
-                texts[i : i + batch], padding=True, truncation=True, return_tensors="pt"
-            )
-            f = model.get_text_features(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
-            f = getattr(f, "pooler_output", f)
-            feats.append(torch.nn.functional.normalize(f, dim=-1))
-    return torch.cat(feats)
-
-
-def zero_shot_accuracy(model, processor, images, labels) -> dict[str, float]:
+def zero_shot_accuracy(clip: LoadedClip, images, labels) -> dict[str, float]:
     """Top-1 over the 30 "a photo of a {colour} {shape}." prompts: colour, shape, both."""
     classes = world.zero_shot_labels()
-    txt = _embed_texts(model, processor, world.zero_shot_prompts())
-    img = _embed_images(model, processor, images)
+    txt = embed_texts(clip, world.zero_shot_prompts())
+    img = embed_images_in_chunks(clip, images)
     pred = [classes[i] for i in (img @ txt.T).argmax(1).tolist()]
     n = len(labels)
     return {
@@ -110,10 +84,10 @@ def zero_shot_accuracy(model, processor, images, labels) -> dict[str, float]:
     }
 
 
-def retrieval_recall(model, processor, scenes, ks=(1, 5)) -> dict[str, float]:
+def retrieval_recall(clip: LoadedClip, scenes, ks=(1, 5)) -> dict[str, float]:
     """Text -> image Recall@k with each scene's first (complete) caption as the query."""
-    img = _embed_images(model, processor, [s.image for s in scenes])
-    txt = _embed_texts(model, processor, [s.captions[0] for s in scenes])
+    img = embed_images_in_chunks(clip, [s.image for s in scenes])
+    txt = embed_texts(clip, [s.captions[0] for s in scenes])
     order = (txt @ img.T).argsort(1, descending=True)[:, : max(ks)].tolist()
     hits = {k: 0 for k in ks}
     for q, ranked in enumerate(order):
@@ -182,9 +156,10 @@ def evaluate(
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results: dict = {"count": count, "seed": seed}
-    model = processor = det = None
+    loaded: LoadedClip | None = None
+    det = None
     if clip is not None:
-        model, processor = load_clip(clip or None)
+        loaded = load_clip(clip or "embedded", "cpu")
     if detector is not None:
         from clipcore.detector import load_detector
 
@@ -192,16 +167,14 @@ def evaluate(
     for r in renderers:
         res: dict = {}
         t0 = time.time()
-        if model is not None:
+        if loaded is not None:
             imgs, labels = zero_shot_set(r, seed, count)
-            res.update(zero_shot_accuracy(model, processor, imgs, labels))
+            res.update(zero_shot_accuracy(loaded, imgs, labels))
             imgs, labels = zero_shot_set(r, seed + 2, count, scale_range=SMALL_SCALES)
-            res["colour_shape_small"] = zero_shot_accuracy(model, processor, imgs, labels)[
-                "colour_shape"
-            ]
+            res["colour_shape_small"] = zero_shot_accuracy(loaded, imgs, labels)["colour_shape"]
         scenes = scene_set(r, seed, count)
-        if model is not None:
-            res.update(retrieval_recall(model, processor, scenes))
+        if loaded is not None:
+            res.update(retrieval_recall(loaded, scenes))
         if det is not None:
             t1 = time.time()
             d = detector_metrics(det, scenes)
@@ -231,7 +204,7 @@ def table(results: dict, renderers) -> str:
     head = (
         "| measure | "
         + " | ".join(
-            f"{r} renderer ({'clipcore.world' if r == 'main' else 'clipcore.world_alt'})"
+            f"{r} renderer ({'clipcore.lab.world' if r == 'main' else 'clipcore.lab.world_alt'})"
             for r in renderers
         )
         + " |"
@@ -249,7 +222,7 @@ def table(results: dict, renderers) -> str:
 
 
 def write_figures(card: Path, text: str) -> None:
-    from clipcore.train.clip import FIGURES_MARKER
+    from clipcore.lab.train.clip import FIGURES_MARKER
 
     body = card.read_text() if card.exists() else ""
     head = body.split(FIGURES_MARKER, 1)[0].rstrip() if body else ""
@@ -258,7 +231,7 @@ def write_figures(card: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m clipcore.evaluate",
+        prog="python -m clipcore.lab.evaluate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -298,13 +271,15 @@ def main(argv: list[str] | None = None) -> int:
 
         from clipcore.models import EMBEDDED_CLIP_DIR, EMBEDDED_DETECTOR_DIR
 
-        cmd = "python -m clipcore.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+        cmd = "python -m clipcore.lab.evaluate " + " ".join(
+            argv if argv is not None else sys.argv[1:]
+        )
         note = (
             f"Measured with `{cmd.strip()}` ({args.count} held-out images per set, seed "
             f"{args.seed}, 128 px scenes; CLIP inputs go through the model's own processor), "
             "on a 2-core CPU "
-            f"({platform.machine()}), no GPU. `main` is `clipcore.world`, the renderer the "
-            "models were trained on (held-out seeds); `alt` is `clipcore.world_alt`, an "
+            f"({platform.machine()}), no GPU. `main` is `clipcore.lab.world`, the renderer the "
+            "models were trained on (held-out seeds); `alt` is `clipcore.lab.world_alt`, an "
             "independent renderer never used in training."
         )
         if clip is not None:

@@ -1,4 +1,4 @@
-"""``python -m clipcore.train clip|detector [--seed N] [--steps N] [--minutes M] [--out DIR]``.
+"""``python -m clipcore.lab.train clip|detector [--seed N] [--steps N] [--minutes M] [--out DIR]``.
 
 Reproduces the embedded models from a seed and writes the model folder (with its card).
 """
@@ -13,7 +13,7 @@ from clipcore.models import EMBEDDED_CLIP_DIR, EMBEDDED_DETECTOR_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m clipcore.train", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m clipcore.lab.train", description=__doc__)
     sub = p.add_subparsers(dest="what", required=True)
     for name, default_out in (("clip", EMBEDDED_CLIP_DIR), ("detector", EMBEDDED_DETECTOR_DIR)):
         s = sub.add_parser(name, help=f"train the embedded {name}")
@@ -39,13 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     if args.what == "clip":
-        from clipcore.train.clip import ClipRecipe as Recipe
-        from clipcore.train.clip import train_clip as train
-        from clipcore.train.clip import write_card as card
+        from clipcore.lab.train.clip import ClipRecipe as Recipe
+        from clipcore.lab.train.clip import train_clip as train
+        from clipcore.lab.train.clip import write_card as card
     else:
-        from clipcore.train.detector import DetectorRecipe as Recipe
-        from clipcore.train.detector import train_detector as train
-        from clipcore.train.detector import write_card as card
+        from clipcore.lab.train.detector import DetectorRecipe as Recipe
+        from clipcore.lab.train.detector import train_detector as train
+        from clipcore.lab.train.detector import write_card as card
 
     recipe = Recipe(seed=args.seed)
     if args.steps is not None:
@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             setattr(recipe, key, kind(value))
     info = train(recipe, args.out, minutes=args.minutes, threads=args.threads)
-    card(args.out, info, command=" ".join(["python -m clipcore.train", *(argv or sys.argv[1:])]))
+    card(
+        args.out, info, command=" ".join(["python -m clipcore.lab.train", *(argv or sys.argv[1:])])
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -5,7 +5,7 @@ Recipe (see ``ClipRecipe``): a ``transformers`` ``CLIPModel`` from a small ``CLI
 trained from scratch with
 
 - multi-positive InfoNCE: a caption is a positive for every image in the batch that it
-  correctly describes (``clipcore.world.claim_holds``), in both directions;
+  correctly describes (``clipcore.lab.world.claim_holds``), in both directions;
 - an auxiliary multi-label loss on the vision tower's pooled output (which of the 30
   colour x shape kinds are in the image), from a linear head that is thrown away — it gives
   the vision tower a direct signal for shape, which contrastive learning alone finds slowly;
@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clipcore import world
-from clipcore.train.tokenizer import caption_corpus, train_tokenizer
+from clipcore.lab import world
+from clipcore.lab.train.tokenizer import caption_corpus, train_tokenizer
 
 IMAGE_MEAN = [0.5, 0.5, 0.5]
 IMAGE_STD = [0.5, 0.5, 0.5]
@@ -553,12 +553,12 @@ def _stage_lines(info: dict, command: str) -> list[str]:
         f"- Training time: {info.get('train_minutes')} min on a 2-core CPU (AMD EPYC, "
         f"{info.get('threads')} torch threads, machine shared with other jobs), no GPU; torch "
         f"{info.get('torch')}.",
-        f"- Command: `{command or info.get('command') or 'python -m clipcore.train clip'}`",
+        f"- Command: `{command or info.get('command') or 'python -m clipcore.lab.train clip'}`",
     ]
 
 
 def write_card(out: Path, info: dict, command: str = "") -> None:
-    """Write the model card (recipe and training facts; ``clipcore.evaluate --write-cards``
+    """Write the model card (recipe and training facts; ``clipcore.lab.evaluate --write-cards``
     adds the measured figures below the marker)."""
     r = info.get("recipe", {})
     if command:
@@ -573,7 +573,7 @@ def write_card(out: Path, info: dict, command: str = "") -> None:
         "# clip-tiny: clipq's embedded CLIP",
         "",
         "A `transformers` `CLIPModel` trained from scratch by clipq's own script on the",
-        "procedurally generated world of `clipcore.world` (six colours x five shapes, 1-6",
+        "procedurally generated world of `clipcore.lab.world` (six colours x five shapes, 1-6",
         "objects, grey / gradient / noise backgrounds). It is the default model when",
         "`CLIPQ_CLIP_MODEL` is unset. It knows this world only: colours, shapes, counts, sizes",
         "and positions as worded by the world's captions. It is not a general-purpose CLIP.",
@@ -649,7 +649,7 @@ def render_card(out: Path, lines: list[str], info: dict) -> None:
         + (
             figures
             if figures
-            else "\n\nNot measured yet: run `python -m clipcore.evaluate --write-cards`.\n"
+            else "\n\nNot measured yet: run `python -m clipcore.lab.evaluate --write-cards`.\n"
         )
     )
     card.write_text(text)

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from clipcore.settings import get_settings
+from clipq.settings import get_settings
 
 if TYPE_CHECKING:
-    from api.client import ClipqClient
-    from clipcore.retrieval_models import SearchResult
+    from clipq.client import ClipqClient
+    from clipq.contracts.collections import SearchResult
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, server: str | None) -> None:
@@ -33,7 +33,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, server: str | None) ->
 
 
 def client(args: argparse.Namespace) -> ClipqClient:
-    from api.client import ClipqClient  # the service's HTTP client (no torch)
+    from clipq.client import ClipqClient
 
     return ClipqClient(args.server, api_key=args.api_key)
 
@@ -73,7 +73,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     service = client(args)
     collection = service.collection(args.collection, create=True)
     if args.cifar10:
-        from clipcore.cifar10 import read_cifar10
+        from clipq.cli.cifar10 import read_cifar10
 
         items: Iterator[tuple[str, bytes, list[str]]] = (
             (name, data, [label])
@@ -139,7 +139,7 @@ def _prompt(stdin: TextIO) -> Iterator[str]:
 def _write_grid(service: ClipqClient, result: SearchResult, path: Path) -> None:
     from PIL import Image
 
-    from clipcore.contact_sheet import SheetItem, contact_sheet
+    from clipq.cli.contact_sheet import SheetItem, contact_sheet
 
     items = [
         SheetItem(

@@ -1,7 +1,7 @@
-"""``clipq``: scenes and matcher recommendations, and image collections, from the command line.
+"""``clipq scenes``: scenes and matcher recommendations for image files.
 
-In-process by default (loads the model here), or against a running service
-with ``--server URL`` (the jobs API, polled). One line per image; unreadable
+In-process by default (loads the model here: the worker extra), or against a running
+service with ``--server URL`` (the jobs API, polled). One line per image; unreadable
 files get one error line each, the rest carry on, and the exit status is 1.
 """
 
@@ -11,21 +11,16 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from clipcore.cli_collections import add_parsers as add_collection_parsers
-from clipcore.cli_collections import add_server_arguments, client
-from clipcore.contracts import ScenesResult
-from clipcore.errors import ClipqError
 from clipcore.scenes import DatasetSummary, summarize_dataset
+from clipcore.schemas import SceneBatch
 from clipcore.taxonomy import Speed, Taxonomy, load_default_taxonomy, parse_taxonomy
+from clipq.cli.collections import add_server_arguments, client
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="clipq", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(commands: argparse._SubParsersAction) -> None:
     scenes = commands.add_parser("scenes", help="classify scenes and recommend image matchers")
     scenes.add_argument("images", nargs="+", type=Path, help="image files")
     scenes.add_argument("--output", "-o", choices=["text", "json", "csv"], default="text")
@@ -38,13 +33,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenes.add_argument("--model", help="CLIP for in-process runs (default: CLIPQ_CLIP_MODEL)")
     scenes.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     scenes.set_defaults(run=run_scenes)
-    add_collection_parsers(commands)
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except ClipqError as exc:  # a problem the service or the core reported: one clear line
-        print(f"error: {exc.detail}", file=sys.stderr)
-        return 2
 
 
 def run_scenes(args: argparse.Namespace) -> int:
@@ -67,11 +55,11 @@ def run_scenes(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _in_process(args: argparse.Namespace, taxonomy: Taxonomy | None, speed: Speed) -> ScenesResult:
+def _in_process(args: argparse.Namespace, taxonomy: Taxonomy | None, speed: Speed) -> SceneBatch:
     from tqdm import tqdm
 
     from clipcore.scene_classifier import SceneClassifier
-    from clipcore.settings import get_settings
+    from clipq.settings import get_settings
 
     settings = get_settings()
     classifier = SceneClassifier(
@@ -90,13 +78,13 @@ def _in_process(args: argparse.Namespace, taxonomy: Taxonomy | None, speed: Spee
         )
 
 
-def _summary(result: ScenesResult, taxonomy: Taxonomy, speed: Speed) -> DatasetSummary | None:
+def _summary(result: SceneBatch, taxonomy: Taxonomy, speed: Speed) -> DatasetSummary | None:
     tops = [image.prediction.top_scene for image in result.images if image.prediction]
     return summarize_dataset(taxonomy, tops, speed) if len(tops) >= 2 else None
 
 
 def write_text(
-    result: ScenesResult,
+    result: SceneBatch,
     summary: DatasetSummary | None,
     scene_names: list[str],
     *,
@@ -132,7 +120,7 @@ def write_text(
 
 
 def write_json(
-    result: ScenesResult,
+    result: SceneBatch,
     summary: DatasetSummary | None,
     scene_names: list[str],
     *,
@@ -146,7 +134,7 @@ def write_json(
 
 
 def write_csv(
-    result: ScenesResult,
+    result: SceneBatch,
     summary: DatasetSummary | None,
     scene_names: list[str],
     *,
@@ -175,7 +163,3 @@ def write_csv(
             by_scene = {s.scene: s.probability for s in p.scores}
             row += [f"{by_scene[name]:.4f}" for name in scene_names]
         writer.writerow(row)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""What the API and the workers agree on: job kinds, statuses, payloads and results.
+"""Jobs: kinds, statuses, payloads and typed results.
 
 Pydantic only — the API imports this module and must never pull in torch.
 The job *record* in Redis is built from these models; the HTTP response for a
@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from clipcore.problem import FieldError, Problem
-from clipcore.retrieval_models import (
+from clipcore.schemas import ClassifiedImage, SceneBatch
+from clipcore.taxonomy import Speed, Taxonomy
+from clipq.contracts.collections import (
     EvaluatePayload,
     EvaluateResult,
     IngestPayload,
@@ -23,8 +25,6 @@ from clipcore.retrieval_models import (
     SearchPayload,
     SearchResult,
 )
-from clipcore.scenes import DatasetSummary, SceneImageResult
-from clipcore.taxonomy import Speed, Taxonomy
 
 
 class JobKind(StrEnum):
@@ -91,52 +91,18 @@ JobPayload = Annotated[
 # --- results ------------------------------------------------------------------------
 
 
-class LabelScore(BaseModel):
-    label: str
-    probability: float
-
-
-class ClassifiedImage(BaseModel):
-    filename: str
-    sha256: str
-    predictions: list[LabelScore] = Field(
-        default_factory=list, description="The top-k labels, most probable first."
-    )
-    error: Problem | None = Field(
-        None, description="Set when this image could not be decoded; the others still count."
-    )
-
-
 class ClassifyResult(BaseModel):
     kind: Literal[JobKind.classify] = JobKind.classify
     model: str = Field(description="The CLIP model that produced the result.")
     images: list[ClassifiedImage]
 
 
-class TaxonomyRef(BaseModel):
-    name: str
-    version: str
-    hash: str = Field(description="sha256 of the taxonomy's canonical JSON.")
-
-
-class SceneImage(BaseModel):
-    filename: str
-    sha256: str
-    prediction: SceneImageResult | None = None
-    error: Problem | None = Field(
-        None, description="Set when this image could not be decoded; the others still count."
-    )
-
-
-class ScenesResult(BaseModel):
+class ScenesResult(SceneBatch):
     kind: Literal[JobKind.scenes] = JobKind.scenes
-    model: str
-    taxonomy: TaxonomyRef
-    speed: Speed
-    images: list[SceneImage]
-    summary: DatasetSummary | None = Field(
-        None, description="The dataset summary, when two or more images were classified."
-    )
+
+    @classmethod
+    def of(cls, batch: SceneBatch) -> ScenesResult:
+        return cls(**dict(batch))
 
 
 JobResult = Annotated[
@@ -171,17 +137,3 @@ def payload_from_json(data: str | bytes) -> JobPayload:
 
 _RESULT: TypeAdapter[JobResult] = TypeAdapter(JobResult)
 _PAYLOAD: TypeAdapter[JobPayload] = TypeAdapter(JobPayload)
-
-
-# --- transport: how the API reaches the workers (by name, never by import) ---------
-
-INFERENCE_QUEUE = "clipq.inference"
-WEBHOOK_QUEUE = "clipq.webhooks"  # deliveries never wait behind inference, nor it behind them
-WEBHOOK_TASK = "clipq.webhook"
-TASK_NAMES: dict[JobKind, str] = {
-    JobKind.classify: "clipq.classify",
-    JobKind.scenes: "clipq.scenes",
-    JobKind.ingest: "clipq.ingest",
-    JobKind.search: "clipq.search",
-    JobKind.evaluate: "clipq.evaluate",
-}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipcore.cifar10 import label_names, read_cifar10, write_cifar10_like
+from clipq.cli.cifar10 import label_names, read_cifar10, write_cifar10_like
 
 
 def test_reads_what_the_cifar10_format_holds(tmp_path) -> None:

@@ -11,7 +11,7 @@ Everything is deterministic from a seed: ``render_scene`` draws only from the
 ``i`` its own generator seeded with ``(seed, i)``, so a scene does not depend on ``count``.
 
 Objects are rasterised with PIL ``ImageDraw`` on a supersampled canvas and box-filtered
-down (antialiasing). ``clipcore.world_alt`` is an independent renderer of the same world
+down (antialiasing). ``clipcore.lab.world_alt`` is an independent renderer of the same world
 (analytic signed distances in numpy) used to check that models learn colours and shapes
 rather than this module's pixels.
 

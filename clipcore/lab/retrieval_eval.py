@@ -1,6 +1,6 @@
 """Does crop reranking find small objects? A held-out study on the generated world.
 
-``python -m clipcore.retrieval_eval`` builds collections in which each query's
+``python -m clipcore.lab.retrieval_eval`` builds collections in which each query's
 colour-shape pair appears exactly once — as one small object in a cluttered
 scene — and never anywhere else, so a full-image score cannot find it by
 accident. It prints Recall@1/5/10, MRR and the median rank of the target with
@@ -29,10 +29,10 @@ from clipcore.clip_model import LoadedClip, load_clip
 from clipcore.detector import load_detector
 from clipcore.encode import embed_texts
 from clipcore.ingest import CropSettings, PreparedImage, prepare_images
+from clipcore.lab.world import render_scene, zero_shot_labels
 from clipcore.metrics import mean
 from clipcore.retrieval import CollectionIndex, evaluate_rankings, rankings
-from clipcore.retrieval_models import CropBackground, Fusion, RerankMode
-from clipcore.world import render_scene, zero_shot_labels
+from clipcore.schemas import CropBackground, Fusion, RerankMode
 
 OUT_OF_DOMAIN = [
     "a photo of a dog.",

@@ -29,23 +29,25 @@ import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
+from enum import IntEnum
+from importlib import resources
 
 import redis
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
-from api.collection_store import TENANT_PREFIX, tenant_key
-from api.events import RECHECK_SECONDS, JobEvents, events_channel
-from clipcore.contracts import (
+from clipcore.problem import Problem
+from clipq.contracts.jobs import (
     Job,
     JobKind,
     JobPayload,
     JobResult,
     JobStatus,
-    Problem,
     Progress,
     result_from_json,
 )
+from clipq.store.collections import TENANT_PREFIX, tenant_key
+from clipq.store.events import RECHECK_SECONDS, JobEvents, events_channel
 
 PREFIX = "clipq"
 QUEUED_KEY = f"{PREFIX}:jobs:queued"
@@ -79,165 +81,44 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-# Every script that ends a job also takes it off its tenant's unfinished jobs (the job's
-# hash names the owner; like CLAIM below, this reaches a key not declared in KEYS).
-SETTLE = f"""
-local function settle(job)
-  local owner = redis.call('HGET', job, 'owner') or ''
-  if owner == '' then owner = '-' end
-  redis.call('ZREM', '{TENANT_PREFIX}' .. owner .. ':jobs', redis.call('HGET', job, 'id'))
-end
-"""
+# The status changes, one Lua script each (lua/*.lua, read once at import); every script
+# that ends a job starts with settle.lua's function. Their KEYS, ARGV and answers are
+# written at the top of each file.
+_LUA = resources.files("clipq.store") / "lua"
+_SETTLE = (_LUA / "settle.lua").read_text().replace("TENANT_PREFIX", TENANT_PREFIX)
 
-# KEYS: job, queued, running, events. ARGV: now iso, now epoch, lease, stale seconds,
-# max attempts, problem JSON for a job out of attempts.
-# 1 run it; 0 final already (e.g. cancelled); -1 gone; -2 out of attempts (now failed);
-# -3 another worker holds a fresh lease (this delivery is a duplicate).
-START_SCRIPT = (
-    SETTLE
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -1 end
-if status == 'running' then
-  local beat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0')
-  if tonumber(ARGV[2]) - beat < tonumber(ARGV[4]) then return -3 end
-elseif status ~= 'queued' then
-  return 0
-end
-if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[5]) then
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[1], 'error', ARGV[6])
-  redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
-  redis.call('ZREM', KEYS[3], redis.call('HGET', KEYS[1], 'id'))
-  settle(KEYS[1])
-  redis.call('PUBLISH', KEYS[4], 'failed')
-  return -2
-end
-local id = redis.call('HGET', KEYS[1], 'id')
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'lease', ARGV[3],
-  'heartbeat_at', ARGV[2], 'progress_done', 0)
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('ZREM', KEYS[2], id)
-redis.call('ZADD', KEYS[3], ARGV[2], id)
-return 1
-"""
+
+def _script(name: str) -> str:
+    text = (_LUA / f"{name}.lua").read_text()
+    return _SETTLE + text if "settle(" in text else text
+
+
+START_SCRIPT, BEAT_SCRIPT, FINISH_SCRIPT, CANCEL_SCRIPT = map(
+    _script, ("start", "beat", "finish", "cancel")
 )
-
-# KEYS: job, running. ARGV: lease, now epoch, done (or '' for a heartbeat only).
-# Returns the status, or 'lost' when another worker now holds the job.
-BEAT_SCRIPT = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'running' then return status end
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 'lost' end
-redis.call('HSET', KEYS[1], 'heartbeat_at', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'progress_done', ARGV[3]) end
-redis.call('ZADD', KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], 'id'))
-return status
-"""
-
-# KEYS: job, running, events. ARGV: lease, status, finished iso, field, document, ttl.
-FINISH_SCRIPT = (
-    SETTLE
-    + """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], ARGV[4], ARGV[5])
-if ARGV[2] == 'succeeded' then
-  redis.call('HSET', KEYS[1], 'progress_done', redis.call('HGET', KEYS[1], 'progress_total'))
-end
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('ZREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
-settle(KEYS[1])
-redis.call('PUBLISH', KEYS[3], ARGV[2])
-return 1
-"""
-)
-
-# KEYS: job, queued, running, events. ARGV: finished iso. 1 cancelled, 0 final, -1 unknown.
-CANCEL_SCRIPT = (
-    SETTLE
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -1 end
-if status ~= 'queued' and status ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[1])
-local id = redis.call('HGET', KEYS[1], 'id')
-redis.call('ZREM', KEYS[2], id)
-redis.call('ZREM', KEYS[3], id)
-settle(KEYS[1])
-redis.call('PUBLISH', KEYS[4], 'cancelled')
-return 1
-"""
-)
-
-# KEYS: job, queued, running, events. ARGV: now epoch, stale seconds, max attempts,
-# finished iso, problem JSON. 1 re-queued, 0 not stale or not running, -2 out of attempts.
-REQUEUE_SCRIPT = (
-    SETTLE
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 0 end
-if status ~= 'running' then return 0 end
-local beat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0')
-if tonumber(ARGV[1]) - beat < tonumber(ARGV[2]) then return 0 end
-local id = redis.call('HGET', KEYS[1], 'id')
-redis.call('ZREM', KEYS[3], id)
-if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'finished_at', ARGV[4], 'error', ARGV[5])
-  settle(KEYS[1])
-  redis.call('PUBLISH', KEYS[4], 'failed')
-  return -2
-end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'lease', '')
-redis.call('ZADD', KEYS[2], ARGV[1], id)
-return 1
-"""
-)
-
-# KEYS: queued, the tenant's unfinished jobs. ARGV: limit, job id, now epoch, tenant limit,
-# epoch before which a tenant's entry is stale (its record expired unfinished).
-# 1 reserved a place in the queue, 0 the queue is full, -1 the tenant's share is.
-RESERVE_SCRIPT = """
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-return 1
-"""
+REQUEUE_SCRIPT, RESERVE_SCRIPT, CLAIM_SCRIPT = map(_script, ("requeue", "reserve", "claim"))
 
 
-# KEYS: queued, running. ARGV: now iso, now epoch, lease, max attempts, image budget, most
-# jobs, scan depth, job key prefix, kinds (comma-framed: ',classify,scenes,').
-# Cross-job batching: take queued jobs of those kinds, oldest first, whose images fit in
-# what is left of the budget, under ``lease`` with START's effects (status, lease, heartbeat,
-# attempts, ZREM queued, ZADD running). Returns id, images, id, images… of the jobs taken.
-# Jobs out of attempts are left for their own delivery's START to fail. The job hashes are
-# reached from the ids in the queue, not declared in KEYS: fine on one Redis (or Sentinel),
-# not on Redis Cluster.
-CLAIM_SCRIPT = """
-local budget = tonumber(ARGV[5])
-local most = tonumber(ARGV[6])
-local claimed = {}
-if budget <= 0 or most <= 0 then return claimed end
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[7]) - 1)) do
-  local key = ARGV[8] .. id
-  local f = redis.call('HMGET', key, 'status', 'kind', 'progress_total', 'attempts')
-  local total = tonumber(f[3]) or 0
-  if f[1] == 'queued' and string.find(ARGV[9], ',' .. (f[2] or '') .. ',', 1, true)
-      and total > 0 and total <= budget and (tonumber(f[4]) or 0) < tonumber(ARGV[4]) then
-    redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[1], 'lease', ARGV[3],
-      'heartbeat_at', ARGV[2], 'progress_done', 0)
-    redis.call('HINCRBY', key, 'attempts', 1)
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[2], ARGV[2], id)
-    claimed[#claimed + 1] = id
-    claimed[#claimed + 1] = total
-    budget = budget - total
-    if budget <= 0 or #claimed >= 2 * most then break end
-  end
-end
-return claimed
-"""
+class StartOutcome(IntEnum):
+    """What start.lua answers (and requeue.lua's -2)."""
+
+    started = 1
+    final = 0  # cancelled or finished already
+    gone = -1  # expired
+    out_of_attempts = -2  # now failed
+    held_elsewhere = -3  # another worker holds a fresh lease: a duplicate delivery
+
+
+class CancelOutcome(IntEnum):
+    cancelled = 1
+    final = 0  # it had ended already
+    unknown = -1
+
+
+class RequeueOutcome(IntEnum):
+    requeued = 1
+    not_stale = 0  # its lease is fresh, or it is not running any more
+    out_of_attempts = -2  # now failed
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -350,8 +231,10 @@ class ApiStore:
     async def callback_url(self, job_id: str) -> str:
         return _text(await self.redis.hget(job_key(job_id), "callback_url")) or ""
 
-    async def cancel_job(self, job_id: str) -> int:
-        return int(await self._cancel(keys=_job_keys(job_id), args=[now().isoformat()]))
+    async def cancel_job(self, job_id: str) -> CancelOutcome:
+        return CancelOutcome(
+            int(await self._cancel(keys=_job_keys(job_id), args=[now().isoformat()]))
+        )
 
     async def discard_job(self, job_id: str, owner: str) -> None:
         """Forget a job that never reached the queue: its client got an error instead.
@@ -429,8 +312,8 @@ class WorkerStore:
     def payload(self, job_id: str) -> str | None:
         return _text(self.redis.hget(job_key(job_id), "payload"))
 
-    def start(self, job_id: str, lease: str) -> int:
-        """Take the job under ``lease``; see START_SCRIPT for the answers."""
+    def start(self, job_id: str, lease: str) -> StartOutcome:
+        """Take the job under ``lease``."""
         problem = _out_of_attempts(self.max_attempts)
         args = [
             now().isoformat(),
@@ -440,7 +323,7 @@ class WorkerStore:
             self.max_attempts,
             problem,
         ]
-        return int(self._start(keys=_job_keys(job_id), args=args))
+        return StartOutcome(int(self._start(keys=_job_keys(job_id), args=args)))
 
     def claim(
         self,
@@ -494,11 +377,11 @@ class WorkerStore:
         cutoff = time.time() - self.lease_seconds
         return [_text(j) or "" for j in self.redis.zrangebyscore(RUNNING_KEY, "-inf", cutoff)]
 
-    def requeue(self, job_id: str) -> int:
-        """Put a stale job back in the queue (1), or fail it when out of attempts (-2)."""
+    def requeue(self, job_id: str) -> RequeueOutcome:
+        """Put a stale job back in the queue, or fail it when it is out of attempts."""
         if not self.redis.exists(job_key(job_id)):
             self.redis.zrem(RUNNING_KEY, job_id)  # expired meanwhile
-            return 0
+            return RequeueOutcome.not_stale
         args = [
             time.time(),
             self.lease_seconds,
@@ -506,7 +389,7 @@ class WorkerStore:
             now().isoformat(),
             _out_of_attempts(self.max_attempts),
         ]
-        return int(self._requeue(keys=_job_keys(job_id), args=args))
+        return RequeueOutcome(int(self._requeue(keys=_job_keys(job_id), args=args)))
 
     def kind(self, job_id: str) -> JobKind | None:
         kind = _text(self.redis.hget(job_key(job_id), "kind"))

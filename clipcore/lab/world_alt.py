@@ -1,6 +1,6 @@
 """An independent second renderer of the generated world, for evaluation and tests only.
 
-Same specification as ``clipcore.world`` (colours, shapes, sizes 7-70 % of the side, grey
+Same specification as ``clipcore.lab.world`` (colours, shapes, sizes 7-70 % of the side, grey
 backgrounds, 1-6 objects), different code: shapes are analytic signed-distance fields
 evaluated in numpy (exact circle and box distances, polygon distances for the triangle and
 the star, a union of two boxes for the cross), antialiased by a one-pixel linear ramp
@@ -8,10 +8,10 @@ instead of supersampling; colours are jittered in HSV instead of RGB; background
 with numpy (radial or linear gradients, box-filtered value noise, a separable binomial
 blur) instead of PIL; shape proportions and object placement follow their own rules.
 No model is ever trained on these pixels, so accuracy on them shows whether a model learnt
-colours and shapes rather than ``clipcore.world``'s pixels.
+colours and shapes rather than ``clipcore.lab.world``'s pixels.
 
 It returns the same ``Scene`` / ``WorldObject`` types (and the same caption language) as
-``clipcore.world``.
+``clipcore.lab.world``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from clipcore.world import (
+from clipcore.lab.world import (
     COLOURS,
     MAX_SCALE,
     MIN_SCALE,
@@ -168,7 +168,7 @@ def render_scene(
     shapes: list[str] | None = None,
     captions: bool = True,
 ) -> Scene:
-    """A random scene drawn by this renderer; arguments as in ``clipcore.world``."""
+    """A random scene drawn by this renderer; arguments as in ``clipcore.lab.world``."""
     n = n_objects if n_objects is not None else int(rng.integers(1, 7))
     if scale_range is None:
         scale_range = (MIN_SCALE, MAX_SCALE if n == 1 else max(0.25, 0.75 / math.sqrt(n)))
@@ -235,7 +235,7 @@ def render_object(
     background: float | tuple = 200,
     seed: int = 0,
 ) -> Scene:
-    """One fully specified object on a plain background (as ``clipcore.world.render_object``)."""
+    """One fully specified object on a plain background (as ``world.render_object``)."""
     rng = np.random.default_rng(seed)
     rgb_bg = (background,) * 3 if np.isscalar(background) else background
     img = np.empty((size, size, 3), np.float32)

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager, suppress
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from clipcore.errors import TooManyRequests
+from clipq.errors import TooManyRequests
 
 EVENTS_PATTERN = "clipq:job-events:*"
 EVENTS_PREFIX = EVENTS_PATTERN[:-1]

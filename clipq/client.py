@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from clipcore.contracts import Job, Problem, SceneImage, ScenesResult
-from clipcore.errors import InvalidImage, RelayedProblem
-from clipcore.retrieval_models import (
+from clipcore.errors import InvalidImage
+from clipcore.problem import Problem
+from clipcore.schemas import SceneImage
+from clipcore.taxonomy import Speed, Taxonomy
+from clipq.contracts.collections import (
     Collection,
     EvaluateResult,
     IngestedImage,
@@ -22,7 +24,8 @@ from clipcore.retrieval_models import (
     IngestStatus,
     SearchResult,
 )
-from clipcore.taxonomy import Speed, Taxonomy
+from clipq.contracts.jobs import Job, ScenesResult
+from clipq.errors import RelayedProblem
 
 CHUNK = 200  # images per job: well under the service's default limit of 500
 

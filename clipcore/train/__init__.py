@@ -1,1 +1,0 @@
-"""Training commands for clipq's embedded models: ``python -m clipcore.train clip|detector``."""
