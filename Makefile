@@ -18,16 +18,17 @@ install: $(VENV)/.installed
 run: install
 	scripts/run.sh
 
-test: install
+test: lint
 	scripts/ensure-redis.sh
 	scripts/install-browser.sh
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
+# Style, the import contracts (pyproject.toml [tool.importlinter]) and types (mypy).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -22,7 +22,7 @@ from api.auth import OwnerDep
 from api.deps import QueueDep, SettingsDep, StoreDep
 from api.uploads import AcceptedUpload
 from clipcore.errors import InvalidInput
-from clipq.contracts.jobs import Job, JobPayload
+from clipq.contracts.jobs import Job, JobKind, JobPayload
 from clipq.errors import Conflict, ServiceUnavailable, StoreOutOfMemory, TooManyRequests
 from clipq.metrics import record_submit
 from clipq.webhooks import check_callback_url
@@ -133,7 +133,7 @@ class JobSubmitter:
             job = await self.store.create_job(
                 job_id, payload, blobs.items(), total, owner=self.owner, callback_url=callback_url
             )
-            await self.queue.enqueue(payload.kind, job_id)
+            await self.queue.enqueue(JobKind(payload.kind), job_id)
         except BaseException as exc:
             # The client hears of a failure, so nothing of this job may stay behind.
             await self.store.discard_job(job_id, self.owner)

@@ -56,7 +56,8 @@ def _render(
     return problem_response(problem, headers)
 
 
-async def _clipq_error(request: Request, exc: ClipqError) -> JSONResponse:
+async def _clipq_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ClipqError)  # Starlette types handlers loosely
     headers = dict(exc.headers)
     if exc.status == 503:
         headers.setdefault("Retry-After", str(REDIS_RETRY_AFTER_SECONDS))
@@ -65,14 +66,16 @@ async def _clipq_error(request: Request, exc: ClipqError) -> JSONResponse:
     return _render(request, exc.to_problem(), headers or None)
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # Starlette types handlers loosely
     if any(error.get("type") == "json_invalid" for error in exc.errors()):
         return _render(request, MalformedBody("the body is not valid JSON").to_problem())
     return _render(request, _invalid(exc.errors()).to_problem())
 
 
-async def _model_error(request: Request, exc: ValidationError) -> JSONResponse:
+async def _model_error(request: Request, exc: Exception) -> JSONResponse:
     """A model built in a route from the client's input refused it: still the client's input."""
+    assert isinstance(exc, ValidationError)  # Starlette types handlers loosely
     return _render(request, _invalid(exc.errors()).to_problem())
 
 
@@ -93,7 +96,8 @@ def _message(error: dict[str, Any]) -> str:
     return message
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # Starlette types handlers loosely
     if exc.status_code == 400:  # Starlette could not parse the body (multipart, bytes, ...)
         return _render(request, MalformedBody(str(exc.detail)).to_problem())
     problem = Problem(title=_title(exc.status_code), status=exc.status_code, detail=exc.detail)

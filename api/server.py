@@ -32,7 +32,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     _header_timer: TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's own signature
         super().connection_made(transport)
         self._arm()
 

@@ -7,7 +7,7 @@ place. Nothing here knows about FastAPI.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from clipcore.problem import FieldError, Problem
 
@@ -51,7 +51,7 @@ class InvalidInput(ClipqError):
     title = "Invalid input"
 
     @classmethod
-    def for_field(cls, field: str, message: str) -> InvalidInput:
+    def for_field(cls, field: str, message: str) -> Self:
         return cls(f"{field}: {message}", errors=[FieldError(field=field, message=message)])
 
 

@@ -29,6 +29,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from clipcore.errors import InvalidInput
@@ -113,6 +114,18 @@ class ColmapConfig(_Strict):
     matcher_options: dict[ColmapOption, str] = Field(
         default_factory=dict, description="Options for the matcher command, without '--'."
     )
+    commands: list[str] = Field(
+        default_factory=list,
+        description="The two shell commands to paste (extraction, then matching) for "
+        "database.db and images/, shell-quoted: made by the service from the fields above, "
+        "whatever a client sends here.",
+    )
+
+    @model_validator(mode="after")
+    def _render_commands(self) -> ColmapConfig:
+        # Derived, so that every client shows the same quoting; frozen, hence object's setattr.
+        object.__setattr__(self, "commands", self.command_lines())
+        return self
 
     def command_lines(
         self, database_path: str = "database.db", image_path: str = "images"
@@ -270,6 +283,17 @@ def load_default_taxonomy() -> Taxonomy:
     return parse_taxonomy(text)
 
 
+# What the service derives from the rest (COLMAP command lines) is not content to hash.
+_SLOTS = ("primary", "alternative", "fast", "accurate")
+_DERIVED: Any = {
+    "scenes": {
+        "__all__": {
+            "recommendations": {slot: {"pipeline": {"colmap": {"commands"}}} for slot in _SLOTS}
+        }
+    }
+}
+
+
 def taxonomy_hash(t: Taxonomy) -> str:
     """Hex sha256 of the taxonomy's canonical JSON: sorted keys, no whitespace.
 
@@ -278,9 +302,8 @@ def taxonomy_hash(t: Taxonomy) -> str:
     different for any change of content. The worker keys its cache of
     prompt embeddings on (model id, this hash).
     """
-    canonical = json.dumps(
-        t.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    content = t.model_dump(mode="json", exclude=_DERIVED)
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

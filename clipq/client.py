@@ -28,6 +28,7 @@ from clipq.contracts.jobs import Job, ScenesResult
 from clipq.errors import RelayedProblem
 
 CHUNK = 200  # images per job: well under the service's default limit of 500
+FilePart = tuple[str | None, bytes | str]  # a multipart part: (filename or None, content)
 
 
 class ClipqClient:
@@ -85,7 +86,9 @@ class ClipqClient:
     ) -> ScenesResult | None:
         pending = list(chunk)
         while pending:
-            files = [("images", (path.name, data)) for _, path, data in pending]
+            files: list[tuple[str, FilePart]] = [
+                ("images", (path.name, data)) for _, path, data in pending
+            ]
             files.append(("speed", (None, str(speed))))
             if taxonomy is not None:
                 files.append(("taxonomy", (None, taxonomy.model_dump_json())))
@@ -159,7 +162,9 @@ class ClipqClient:
         base = bar.n
         pending = list(chunk)
         while pending:
-            files = [("images", (name, data)) for name, data, _ in pending]
+            files: list[tuple[str, FilePart]] = [
+                ("images", (name, data)) for name, data, _ in pending
+            ]
             files += [("labels", (None, ",".join(labels))) for _, _, labels in pending]
             response = self.http.post(f"/v1/collections/{collection_id}/images", files=files)
             refused = _refused_index(response)

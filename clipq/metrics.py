@@ -21,6 +21,8 @@ from prometheus_client.core import (
 )
 from redis.exceptions import RedisError
 
+from clipq.store.collections import as_text
+
 METRICS_KEY = "clipq:metrics"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -132,7 +134,7 @@ def _cumulative(counts: Mapping[str, float], buckets: tuple[float, ...]) -> list
 
 async def render(client: aioredis.Redis, gauges: Mapping[str, float]) -> bytes:
     raw = await client.hgetall(METRICS_KEY)
-    fields = {k.decode(): float(v) for k, v in raw.items()}
+    fields = {as_text(k): float(v) for k, v in raw.items()}
     registry = CollectorRegistry()
     registry.register(_Snapshot(fields, gauges))
     return generate_latest(registry)

@@ -127,11 +127,11 @@ def resolve(host: str) -> list[IPAddress]:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):  # UnicodeError: a label IDNA cannot encode
         return []
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def _refuse(message: str) -> UnsafeCallback:
-    return UnsafeCallback.for_field("callback_url", message)  # type: ignore[return-value]
+    return UnsafeCallback.for_field("callback_url", message)
 
 
 async def check_callback_url(url: str, allow: str, *, resolve_within: float | None = None) -> str:

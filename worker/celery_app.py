@@ -15,7 +15,7 @@ from worker.celery_config import common_config
 
 settings = get_settings()
 
-app = Celery("clipq", broker=settings.redis_url, include=["worker.tasks", "worker.lifecycle"])
+app = Celery("clipq", broker=settings.redis_url, include=["worker.tasks", "worker.process"])
 app.conf.update(
     **common_config(settings),
     task_soft_time_limit=settings.task_soft_time_limit,

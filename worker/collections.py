@@ -256,8 +256,9 @@ def search(
     )
     if result.no_match:
         return result
-    records = store.images(payload.collection_id, [index.image_ids[r.row] for r in ranked])
-    if any(record is None for record in records):
+    found = store.images(payload.collection_id, [index.image_ids[r.row] for r in ranked])
+    records = [record for record in found if record is not None]
+    if len(records) != len(found):
         raise NotFound(f"collection {payload.collection_id} was deleted during the search")
     for hit, record in zip(ranked, records, strict=True):
         box = None

@@ -26,7 +26,9 @@ class RedisEmbeddingStore:
             return []
         found = self.redis.mget([self.prefix + key for key in keys])
         return [
-            torch.from_numpy(np.frombuffer(data, dtype=np.float32).copy()) if data else None
+            torch.from_numpy(np.frombuffer(data, dtype=np.float32).copy())
+            if isinstance(data, bytes)
+            else None
             for data in found
         ]
 

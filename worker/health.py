@@ -1,5 +1,5 @@
 """``python -m worker.health``: exit 0 when a pool process on this host has its models loaded
-and beats (the container's healthcheck; :mod:`worker.lifecycle` starts the beats)."""
+and beats (the container's healthcheck; :mod:`worker.process` starts the beats)."""
 
 from __future__ import annotations
 

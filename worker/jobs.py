@@ -30,6 +30,7 @@ from redis import RedisError
 from clipcore.batching import Upload
 from clipcore.errors import ClipqError
 from clipcore.problem import Problem
+from clipq.contracts.collections import IngestItem
 from clipq.contracts.jobs import (
     ImageRef,
     JobPayload,
@@ -103,11 +104,13 @@ class RunningJob:
         if status != JobStatus.running:
             raise JobCancelled(f"job {self.job_id} is {status or 'gone'}; stopping")
 
-    def uploads(self, images: Sequence[ImageRef]) -> list[Upload]:
+    def uploads(self, images: Sequence[ImageRef | IngestItem]) -> list[Upload]:
         return load_uploads(self.store, images, scope=self.owner)
 
 
-def load_uploads(store: WorkerStore, images: Sequence[ImageRef], *, scope: str) -> list[Upload]:
+def load_uploads(
+    store: WorkerStore, images: Sequence[ImageRef | IngestItem], *, scope: str
+) -> list[Upload]:
     """The bytes of a job's images; ``scope`` (its tenant) partitions the embedding cache."""
     blobs = store.blobs([image.sha256 for image in images])
     missing = [image.filename for image, blob in zip(images, blobs, strict=True) if blob is None]
@@ -116,6 +119,7 @@ def load_uploads(store: WorkerStore, images: Sequence[ImageRef], *, scope: str) 
     return [
         Upload(image.filename, image.sha256, blob, scope)
         for image, blob in zip(images, blobs, strict=True)
+        if blob is not None
     ]
 
 

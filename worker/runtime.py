@@ -107,5 +107,5 @@ def _inject_oom(loaded: LoadedClip, limit: int) -> None:
             raise torch.OutOfMemoryError(f"CUDA out of memory (injected: batch over {limit})")
         return real(pixel_values=pixel_values, **kwargs)
 
-    model.get_image_features = get_image_features  # type: ignore[method-assign]
-    model._clipq_oom_limit = limit
+    setattr(model, "get_image_features", get_image_features)  # noqa: B010 - a fault, on purpose
+    setattr(model, "_clipq_oom_limit", limit)  # noqa: B010

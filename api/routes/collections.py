@@ -13,15 +13,13 @@ from api.forms import ingest_labels, ingest_metadata
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
-from clipcore.errors import InvalidInput
-from clipcore.prompts import MAX_LABEL_LENGTH, format_prompt
+from clipcore.prompts import MAX_LABEL_LENGTH
 from clipq.contracts.collections import (
     Collection,
     CollectionCreate,
     CollectionImagePage,
     EvaluatePayload,
     EvaluateRequest,
-    EvaluationQuery,
     IngestItem,
     IngestPayload,
     SearchPayload,
@@ -66,7 +64,7 @@ async def create_collection(
 
 @router.get("", response_model=list[Collection], responses=problems(401))
 async def list_collections(collections: CollectionsDep, owner: OwnerDep) -> list[Collection]:
-    return await collections.list(owner)
+    return await collections.owned_by(owner)
 
 
 @router.get("/{collection_id}", response_model=Collection, responses=problems(401, 404, 422))
@@ -215,22 +213,7 @@ async def evaluate_collection(
     await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(body.callback_url)
     known = await collections.labels(collection_id)
-    queries = (
-        label_queries(known, body.prompt_template, settings.max_queries)
-        if body.queries is None
-        else body.queries
-    )
-    if len(queries) > settings.max_queries:
-        raise InvalidInput.for_field(
-            "queries", f"{len(queries)} queries is more than {settings.max_queries}"
-        )
-    for index, query in enumerate(queries):
-        missing = sorted(set(query.relevant_labels) - known)
-        if missing:
-            raise InvalidInput.for_field(
-                f"queries[{index}].relevant_labels",
-                f"the collection has no image labelled {', '.join(map(repr, missing))}",
-            )
+    queries = body.resolved_queries(known, settings.max_queries)
     payload = EvaluatePayload(
         **body.model_dump(exclude={"queries", "callback_url"}),
         collection_id=collection_id,
@@ -238,26 +221,3 @@ async def evaluate_collection(
     )
     job = await submitter.submit(payload, [], len(queries), callback)
     return accepted(response, job)
-
-
-def label_queries(labels: set[str], template: str, limit: int) -> list[EvaluationQuery]:
-    """One query per label, from ``template``; as bounded as queries a client sends."""
-    if not labels:
-        raise InvalidInput.for_field("queries", "the collection has no labels to evaluate")
-    if len(labels) > limit:
-        raise InvalidInput.for_field(
-            "queries",
-            f"the collection has {len(labels)} labels, more than {limit} queries: "
-            "send the queries to evaluate",
-        )
-    too_long = sorted(label for label in labels if len(label) > MAX_LABEL_LENGTH)
-    if too_long:  # stored before labels were checked at ingest
-        raise InvalidInput.for_field(
-            "queries",
-            f"{len(too_long)} of the collection's labels are longer than {MAX_LABEL_LENGTH} "
-            "characters: send the queries to evaluate",
-        )
-    return [
-        EvaluationQuery(query=format_prompt(template, label), relevant_labels=[label])
-        for label in sorted(labels)
-    ]

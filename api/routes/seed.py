@@ -139,7 +139,8 @@ async def seed_classify(
     result = await run_scenes(submitter, uploads)
     entry = result.images[0]
     if entry.prediction is None:
-        raise InvalidImage(entry.filename, entry.error.detail if entry.error else "", field="image")
+        detail = (entry.error.detail if entry.error else None) or "could not be classified"
+        raise InvalidImage(entry.filename, detail, field="image")
     return seed_single(entry.prediction, uploads[0])
 
 

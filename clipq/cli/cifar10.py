@@ -2,7 +2,8 @@
 
 The folder is the one the dataset's archive unpacks to: ``data_batch_1`` …
 ``data_batch_5``, ``test_batch`` and ``batches.meta``. The files are Python
-pickles, the format the dataset is published in: read only copies you trust.
+pickles, the format the dataset is published in: read only copies you trust. Their
+arrays are numpy's, so reading them needs numpy (the worker extra; :mod:`clipq._optional`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import io
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
+
+from clipq._optional import numpy
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
@@ -36,7 +42,7 @@ def read_cifar10(
             raise FileNotFoundError(f"{path} is missing: is {folder} a CIFAR-10 python folder?")
         with path.open("rb") as f:
             batch = pickle.load(f, encoding="bytes")
-        pixels = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        pixels = numpy().asarray(batch[b"data"], dtype="uint8").reshape(-1, 3, 32, 32)
         filenames = [name.decode() for name in batch[b"filenames"]]
         for array, filename, label in zip(pixels, filenames, batch[b"labels"], strict=True):
             if limit is not None and count >= limit:
@@ -52,7 +58,7 @@ def write_cifar10_like(
 ) -> None:
     """Write a small folder in the CIFAR-10 format (for tests and demos)."""
     folder.mkdir(parents=True, exist_ok=True)
-    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1).astype(np.uint8)
+    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1).astype("uint8")
     batch = {
         b"data": data,
         b"labels": labels,

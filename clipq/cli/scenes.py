@@ -38,6 +38,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run_scenes(args: argparse.Namespace) -> int:
     taxonomy = parse_taxonomy(args.taxonomy.read_bytes()) if args.taxonomy else None
     speed = Speed(args.speed)
+    result: SceneBatch
     if args.server:
         result = client(args).scenes(
             args.images, speed=speed, taxonomy=taxonomy, progress=not args.quiet

@@ -13,8 +13,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from clipcore.errors import InvalidInput
 from clipcore.problem import Problem
-from clipcore.prompts import DEFAULT_TEMPLATE, Label, PromptTemplate, Query
+from clipcore.prompts import (
+    DEFAULT_TEMPLATE,
+    MAX_LABEL_LENGTH,
+    Label,
+    PromptTemplate,
+    Query,
+    format_prompt,
+)
 from clipcore.schemas import Box, CropBackground, Fusion, Region, RerankMode
 
 DEFAULT_KS = [1, 5, 10]
@@ -178,11 +186,55 @@ class EvaluateRequest(BaseModel):
             raise ValueError("every k must be between 1 and 1000")
         return sorted(set(ks))
 
+    def resolved_queries(self, labels: set[str], limit: int) -> list[EvaluationQuery]:
+        """The queries to run: the ones sent, or one per label of the collection made from
+        ``prompt_template``; either way at most ``limit``, each naming labels it has.
+
+        Raises :class:`InvalidInput` (a 422 naming ``queries``) otherwise.
+        """
+        if self.queries is None:
+            return _label_queries(labels, self.prompt_template, limit)
+        if len(self.queries) > limit:
+            raise InvalidInput.for_field(
+                "queries", f"{len(self.queries)} queries is more than {limit}"
+            )
+        for index, query in enumerate(self.queries):
+            missing = sorted(set(query.relevant_labels) - labels)
+            if missing:
+                raise InvalidInput.for_field(
+                    f"queries[{index}].relevant_labels",
+                    f"the collection has no image labelled {', '.join(map(repr, missing))}",
+                )
+        return self.queries
+
+
+def _label_queries(labels: set[str], template: str, limit: int) -> list[EvaluationQuery]:
+    """One query per label: bounded like the queries a client sends."""
+    if not labels:
+        raise InvalidInput.for_field("queries", "the collection has no labels to evaluate")
+    if len(labels) > limit:
+        raise InvalidInput.for_field(
+            "queries",
+            f"the collection has {len(labels)} labels, more than {limit} queries: "
+            "send the queries to evaluate",
+        )
+    too_long = sorted(label for label in labels if len(label) > MAX_LABEL_LENGTH)
+    if too_long:  # stored before ingest checked labels
+        raise InvalidInput.for_field(
+            "queries",
+            f"{len(too_long)} of the collection's labels are longer than {MAX_LABEL_LENGTH} "
+            "characters: send the queries to evaluate",
+        )
+    return [
+        EvaluationQuery(query=format_prompt(template, label), relevant_labels=[label])
+        for label in sorted(labels)
+    ]
+
 
 class EvaluatePayload(EvaluateRequest):
     kind: Literal["evaluate"] = "evaluate"
     collection_id: str
-    queries: list[EvaluationQuery]  # resolved by the worker when the request had none
+    queries: list[EvaluationQuery]  # resolved by the API (EvaluateRequest.resolved_queries)
 
 
 class ModeMetrics(BaseModel):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -82,11 +82,12 @@ def thumbnail_url(collection_id: str, image_id: str) -> str:
     return f"/v1/collections/{collection_id}/images/{image_id}/thumbnail"
 
 
-def as_text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
+def as_text(value: object) -> str:
+    """A Redis reply as text ('' for none)."""
+    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
-def collection_from_record(record: dict[bytes, bytes]) -> Collection:
+def collection_from_record(record: Mapping[Any, Any]) -> Collection:
     fields = {as_text(k): v for k, v in record.items()}
     return Collection(
         id=as_text(fields["id"]),
@@ -99,7 +100,7 @@ def collection_from_record(record: dict[bytes, bytes]) -> Collection:
     )
 
 
-def image_from_record(collection_id: str, record: dict[bytes, bytes]) -> CollectionImage:
+def image_from_record(collection_id: str, record: Mapping[Any, Any]) -> CollectionImage:
     fields = {as_text(k): v for k, v in record.items() if as_text(k) != "thumbnail"}
     image_id = as_text(fields["id"])
     return CollectionImage(
@@ -167,7 +168,7 @@ class AsyncCollections:
     async def stored_images(self, owner: str) -> int:
         return int(await self.redis.hget(tenant_key(owner), "images") or 0)
 
-    async def list(self, owner: str) -> list[Collection]:
+    async def owned_by(self, owner: str) -> list[Collection]:
         ids = [as_text(i) for i in await self.redis.zrange(tenant_collections_key(owner), 0, -1)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for collection_id in ids:
@@ -194,7 +195,8 @@ class AsyncCollections:
         return total, [image_from_record(collection_id, r) for r in records if r]
 
     async def thumbnail(self, collection_id: str, image_id: str) -> bytes | None:
-        return await self.redis.hget(image_key(collection_id, image_id), "thumbnail")
+        data = await self.redis.hget(image_key(collection_id, image_id), "thumbnail")
+        return data if isinstance(data, bytes) else None
 
     async def delete(self, collection_id: str) -> bool:
         """Remove the collection and all its data; waits for a running append to finish.
@@ -279,7 +281,8 @@ class Collections:
         )
         if values[0] is None:
             return None
-        return tuple(int(v or 0) for v in values)  # type: ignore[return-value]
+        version, images, crops, dim = (int(v or 0) for v in values)
+        return version, images, crops, dim
 
     def known_images(self, collection_id: str, hashes: Sequence[str]) -> list[str | None]:
         if not hashes:
@@ -348,7 +351,9 @@ class Collections:
             room = max_tenant_images - int(pipe.hget(tenant, "images") or 0)
             known = self.known_images(collection_id, [r["sha256"] for r in records])
             stored = {r["sha256"]: k for r, k in zip(records, known, strict=True) if k}
-            new_rows, new_crops, owners = [], [], []
+            new_rows: list[Any] = []
+            new_crops: list[Any] = []
+            owners: list[int] = []
             pipe.multi()
             for position, record in enumerate(records):
                 if record["sha256"] in stored or len(new_rows) >= room:

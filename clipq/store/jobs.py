@@ -26,15 +26,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from enum import IntEnum
 from importlib import resources
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from pydantic import BaseModel
+from redis.typing import EncodableT, FieldT
 
 from clipcore.problem import Problem
 from clipq.contracts.jobs import (
@@ -50,6 +52,7 @@ from clipq.store.collections import TENANT_PREFIX, tenant_key
 from clipq.store.events import RECHECK_SECONDS, JobEvents, events_channel
 
 PREFIX = "clipq"
+ScriptArg = EncodableT  # what a Lua script's ARGV takes
 QUEUED_KEY = f"{PREFIX}:jobs:queued"
 RUNNING_KEY = f"{PREFIX}:jobs:running"
 WORKERS_KEY = f"{PREFIX}:workers"
@@ -121,24 +124,27 @@ class RequeueOutcome(IntEnum):
     out_of_attempts = -2  # now failed
 
 
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: object) -> str | None:
+    """A Redis reply as text; None stays None."""
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _time(value: bytes | str | None) -> datetime | None:
+def _time(value: object) -> datetime | None:
     text = _text(value)
     return datetime.fromisoformat(text) if text else None
 
 
-def job_from_record(record: dict[bytes, bytes]) -> Job:
+def job_from_record(record: Mapping[Any, Any]) -> Job:
     """Build the client's view of a job from its Redis hash."""
     fields = {_text(k): v for k, v in record.items()}
     result = fields.get("result")
     error = fields.get("error")
     return Job(
         id=_text(fields["id"]),
-        kind=JobKind(_text(fields["kind"])),
-        status=JobStatus(_text(fields["status"])),
+        kind=JobKind(_text(fields["kind"]) or ""),
+        status=JobStatus(_text(fields["status"]) or ""),
         progress=Progress(
             done=int(fields.get("progress_done", 0)), total=int(fields.get("progress_total", 0))
         ),
@@ -153,7 +159,7 @@ def job_from_record(record: dict[bytes, bytes]) -> Job:
 
 def new_record(
     job_id: str, payload: JobPayload, total: int, owner: str = "", callback_url: str = ""
-) -> dict[str, str | int]:
+) -> dict[FieldT, EncodableT]:
     return {
         "id": job_id,
         "kind": str(payload.kind),
@@ -189,7 +195,7 @@ class ApiStore:
         unfinished ones."""
         moment = time.time()
         keys = [QUEUED_KEY, tenant_jobs_key(owner)]
-        args = [limit, job_id, moment, tenant_limit, moment - self.ttl]
+        args: list[ScriptArg] = [limit, job_id, moment, tenant_limit, moment - self.ttl]
         return int(await self._reserve(keys=keys, args=args))
 
     async def queue_depth(self) -> int:
@@ -219,7 +225,9 @@ class ApiStore:
             )
             pipe.expire(job_key(job_id), self.ttl)
             await pipe.execute()
-        return await self.get_job(job_id)  # type: ignore[return-value]
+        job = await self.get_job(job_id)
+        assert job is not None  # just written, in one transaction
+        return job
 
     async def get_job(self, job_id: str, owner: str | None = None) -> Job | None:
         """The job, or None if unknown — or owned by someone else when ``owner`` is given."""
@@ -315,7 +323,7 @@ class WorkerStore:
     def start(self, job_id: str, lease: str) -> StartOutcome:
         """Take the job under ``lease``."""
         problem = _out_of_attempts(self.max_attempts)
-        args = [
+        args: list[ScriptArg] = [
             now().isoformat(),
             time.time(),
             lease,
@@ -335,7 +343,7 @@ class WorkerStore:
     ) -> list[tuple[str, int]]:
         """Take queued jobs of ``kinds`` with at most ``budget`` images in all (at most ``most``
         jobs, among the ``scan`` oldest queued) as :meth:`start` would: (id, images) each."""
-        args = [
+        args: list[ScriptArg] = [
             now().isoformat(),
             time.time(),
             lease,
@@ -355,7 +363,7 @@ class WorkerStore:
 
     def beat(self, job_id: str, lease: str, done: int | None = None) -> str | None:
         """Renew the lease (and record progress); returns the status, or 'lost'."""
-        args = [lease, time.time(), "" if done is None else done]
+        args: list[ScriptArg] = [lease, time.time(), "" if done is None else done]
         return _text(self._beat(keys=[job_key(job_id), RUNNING_KEY], args=args))
 
     def succeed(self, job_id: str, lease: str, result: JobResult) -> bool:
@@ -368,7 +376,7 @@ class WorkerStore:
         self, job_id: str, lease: str, status: JobStatus, field: str, value: BaseModel
     ) -> bool:
         document = value.model_dump_json(exclude_none=field == "error")
-        args = [lease, str(status), now().isoformat(), field, document, self.ttl]
+        args: list[ScriptArg] = [lease, str(status), now().isoformat(), field, document, self.ttl]
         keys = [job_key(job_id), RUNNING_KEY, events_channel(job_id)]
         return bool(self._finish(keys=keys, args=args))
 
@@ -382,7 +390,7 @@ class WorkerStore:
         if not self.redis.exists(job_key(job_id)):
             self.redis.zrem(RUNNING_KEY, job_id)  # expired meanwhile
             return RequeueOutcome.not_stale
-        args = [
+        args: list[ScriptArg] = [
             time.time(),
             self.lease_seconds,
             self.max_attempts,
@@ -406,7 +414,8 @@ class WorkerStore:
         return job_from_record(record) if record else None
 
     def blobs(self, hashes: Sequence[str]) -> list[bytes | None]:
-        return self.redis.mget([blob_key(h) for h in hashes]) if hashes else []
+        found = self.redis.mget([blob_key(h) for h in hashes]) if hashes else []
+        return [blob if isinstance(blob, bytes) else None for blob in found]
 
     def workers_on(self, hostname: str) -> list[str]:
         """The pool processes on ``hostname`` that sent a heartbeat in time."""

@@ -481,3 +481,14 @@ def test_colmap_command_lines_quote_a_clients_values(raw: dict[str, Any]) -> Non
     t = parse_taxonomy(raw)
     lines = recommend(t, "far_away", Speed.balanced).pipeline.colmap.command_lines()
     assert lines[0].endswith("--SiftExtraction.max_num_features '1; rm -rf ~'")
+
+
+def test_the_service_renders_the_colmap_commands_a_page_shows(raw: dict[str, Any]) -> None:
+    """One quoting rule: the command lines travel with the taxonomy; a client's are replaced."""
+    colmap = raw["scenes"][4]["recommendations"]["primary"]["pipeline"]["colmap"]
+    colmap["feature_extractor"]["SiftExtraction.max_num_features"] = "1; rm -rf ~"
+    colmap["commands"] = ["rm -rf /"]
+    t = parse_taxonomy(raw)
+    config = recommend(t, "far_away", Speed.balanced).pipeline.colmap
+    assert config.commands == config.command_lines()
+    assert config.commands[0].endswith("--SiftExtraction.max_num_features '1; rm -rf ~'")

@@ -1,0 +1,144 @@
+// The Classify tab: zero-shot labels for each image.
+
+import { api, upload } from "./api.js";
+import { $, fill, h, parseList, percent, score, setStatus } from "./dom.js";
+import { csv, downloadButtons } from "./downloads.js";
+import { dropZone, FileSelection, thumbImg } from "./files.js";
+import { JobRunner } from "./jobs.js";
+import { errorCard, meter } from "./results.js";
+
+export function renderClassifyCard(image, thumb) {
+  if (image.error) return errorCard(image.filename, thumb, image.error);
+  const [top] = image.predictions;
+  return h(
+    "li",
+    {
+      class: "result-card classify-card",
+      dataset: { label: top?.label ?? "", filename: image.filename },
+    },
+    h("div", { class: "thumb-frame" }, thumbImg(thumb, image.filename)),
+    h(
+      "div",
+      { class: "card-body" },
+      h("h3", { class: "file-title", text: image.filename, title: image.filename }),
+      top
+        ? h(
+            "p",
+            { class: "top-scene" },
+            h("strong", { class: "top-label", text: top.label }),
+            h("span", { class: "confidence", text: percent(top.probability) }),
+          )
+        : null,
+      h(
+        "ol",
+        { class: "scores" },
+        image.predictions.map((p, i) =>
+          h(
+            "li",
+            { class: i === 0 ? "top" : "" },
+            h("span", { class: "score-name", text: p.label }),
+            meter(p.probability, `${p.label} ${percent(p.probability)}`),
+            h("span", { class: "score-value", text: percent(p.probability) }),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+export function classifyCsv(result) {
+  const rows = [["filename", "sha256", "rank", "label", "probability", "error"]];
+  for (const image of result.images) {
+    if (image.error) rows.push([image.filename, image.sha256, "", "", "", image.error.detail]);
+    image.predictions.forEach((p, i) =>
+      rows.push([image.filename, image.sha256, i + 1, p.label, p.probability.toFixed(6), ""]),
+    );
+  }
+  return csv(rows);
+}
+
+export function setupClassify() {
+  const form = $("#classify-form");
+  const zone = $("#classify-drop");
+  const runButton = $("#classify-run");
+  const labelsInput = $("#classify-labels");
+  const templateInput = $("#classify-template");
+  const selection = new FileSelection($("#classify-selected"));
+  const runner = new JobRunner("classify", {
+    controls: [runButton],
+    onBusy: (busy) => zone.setAttribute("aria-disabled", String(busy)),
+  });
+  const fieldErrors = {
+    labels: $("#classify-labels-error"),
+    prompt_template: $("#classify-template-error"),
+  };
+  const clearFieldErrors = () => Object.values(fieldErrors).forEach((el) => (el.textContent = ""));
+  const updateButton = () => {
+    const n = selection.files.length;
+    runButton.disabled = runner.busy || !n;
+    runButton.textContent = n ? `Classify ${n} image${n === 1 ? "" : "s"}` : "Classify";
+  };
+
+  dropZone(zone, $("#classify-files"), (files) => {
+    if (runner.busy)
+      return setStatus(runner.status, "A job is running: wait for it or cancel it.", "warn");
+    selection.set(files);
+    setStatus(runner.status, "");
+    updateButton();
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearFieldErrors();
+    const labels = parseList(labelsInput.value);
+    if (!labels.length) {
+      fieldErrors.labels.textContent = "Type at least one label.";
+      labelsInput.focus();
+      return;
+    }
+    if (!selection.files.length)
+      return setStatus(runner.status, "Choose one or more images first.", "error");
+    const files = selection.files;
+    const fields = {
+      labels,
+      prompt_template: templateInput.value.trim() || "a photo of a {}.",
+      top_k: $("#classify-topk").value || "3",
+    };
+    try {
+      const result = await runner.run(
+        (onUpload) =>
+          api("/v1/classify", { method: "POST", form: upload(files, fields), onUpload }),
+        "images",
+      );
+      if (!result) return;
+      fill(
+        $("#classify-results"),
+        h(
+          "div",
+          { class: "results-head" },
+          h("h2", {
+            text: `${result.images.length} image${result.images.length === 1 ? "" : "s"} · ${labels.length} labels`,
+          }),
+          h("p", { class: "hint", text: result.model }),
+          downloadButtons(result, "clipq-classify", classifyCsv),
+        ),
+        h(
+          "ul",
+          { class: "result-grid" },
+          result.images.map((image, i) => renderClassifyCard(image, selection.urls[i])),
+        ),
+      );
+      setStatus(runner.status, "Done.", "ok");
+    } catch (error) {
+      selection.markErrors(error);
+      for (const { field, message } of error.fields) {
+        const key = Object.keys(fieldErrors).find((k) => field?.startsWith(k));
+        if (key) fieldErrors[key].textContent = message;
+      }
+      setStatus(runner.status, error.message, "error");
+    } finally {
+      updateButton();
+    }
+  });
+}
+

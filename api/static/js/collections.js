@@ -1,0 +1,595 @@
+// The Collections & search tab: collections, ingest, search with crop boxes, evaluation.
+
+import { api, loadThumbnail, upload } from "./api.js";
+import { $, fill, h, parseList, score, setStatus } from "./dom.js";
+import { dropZone, FileSelection } from "./files.js";
+import { JobRunner } from "./jobs.js";
+
+export const PAGE_SIZE = 48; // collection images per page
+
+export const state = { collections: [], current: null, imagesOffset: 0, imagesRequest: null };
+
+export function apiImage(url, alt) {
+  const img = h("img", { alt, loading: "lazy" });
+  loadThumbnail(img, url);
+  return img;
+}
+
+/** A thumbnail with boxes (in the original image's pixels) drawn over it, fitted in a 4:3 frame. */
+export function boxedThumb({ url, width, height, boxes = [], alt }) {
+  const frameRatio = 4 / 3;
+  const ratio = width && height ? width / height : frameRatio;
+  const size =
+    ratio >= frameRatio
+      ? { width: "100%", height: `${(frameRatio / ratio) * 100}%` }
+      : { width: `${(ratio / frameRatio) * 100}%`, height: "100%" };
+  const overlay = boxes.length
+    ? h(
+        "svg",
+        {
+          class: "boxes",
+          viewBox: `0 0 ${width} ${height}`,
+          preserveAspectRatio: "none",
+          "aria-hidden": "true",
+        },
+        boxes.map(({ box, kind }) =>
+          h("rect", {
+            class: `box ${kind}`,
+            x: box[0],
+            y: box[1],
+            width: Math.max(1, box[2] - box[0]),
+            height: Math.max(1, box[3] - box[1]),
+            "vector-effect": "non-scaling-stroke",
+          }),
+        ),
+      )
+    : null;
+  return h(
+    "div",
+    { class: "thumb-frame" },
+    h("div", { class: "thumb-fit", style: size }, apiImage(url, alt), overlay),
+  );
+}
+
+export function collectionLabel(c) {
+  return `${c.name} (${c.image_count} image${c.image_count === 1 ? "" : "s"})`;
+}
+
+export async function loadCollections(selectId = null) {
+  const select = $("#collection-select");
+  const status = $("#collections-status");
+  try {
+    state.collections = await api("/v1/collections");
+  } catch (error) {
+    state.collections = [];
+    setStatus(
+      status,
+      error.status === 404 ? "Collections are not available on this server." : error.message,
+      "error",
+    );
+    renderCollectionChoice(null);
+    return;
+  }
+  setStatus(status, "");
+  const keep = selectId ?? state.current?.id ?? state.collections[0]?.id ?? null;
+  select.replaceChildren(
+    ...(state.collections.length
+      ? state.collections.map((c) => h("option", { value: c.id, text: collectionLabel(c) }))
+      : [h("option", { value: "", text: "No collections yet" })]),
+  );
+  const current = state.collections.find((c) => c.id === keep) ?? state.collections[0] ?? null;
+  if (current) select.value = current.id;
+  renderCollectionChoice(current);
+}
+
+export function renderCollectionChoice(collection) {
+  const changed = state.current?.id !== collection?.id;
+  state.current = collection;
+  const has = Boolean(collection);
+  $("#collection-delete").disabled = !has;
+  $("#ingest-drop").setAttribute("aria-disabled", String(!has));
+  for (const id of ["#search-run", "#evaluate-run"]) $(id).disabled = !has || runners[id]?.busy;
+  fill(
+    $("#collection-info"),
+    ...(has
+      ? [
+          h("span", { text: `${collection.image_count} images` }),
+          " · ",
+          h("span", { text: `crops: ${collection.crop_background}` }),
+          " · ",
+          h("span", { class: "hint", text: collection.model }),
+        ]
+      : [h("span", { class: "hint", text: "Create a collection to add images and search them." })]),
+  );
+  if (changed) {
+    $("#search-results").replaceChildren();
+    $("#evaluate-results").replaceChildren();
+    loadCollectionImages(true);
+  }
+}
+
+export async function loadCollectionImages(reset) {
+  const list = $("#collection-images");
+  const status = $("#collection-images-status");
+  const more = $("#collection-more");
+  if (reset) {
+    list.replaceChildren();
+    state.imagesOffset = 0;
+  }
+  more.hidden = true;
+  const collection = state.current;
+  if (!collection) return setStatus(status, "");
+  const request = (state.imagesRequest = {}); // a newer call makes this one's answer stale
+  try {
+    const page = await api(
+      `/v1/collections/${encodeURIComponent(collection.id)}/images?offset=${state.imagesOffset}&limit=${PAGE_SIZE}`,
+    );
+    if (request !== state.imagesRequest) return;
+    const regions = $("#browser-regions").checked;
+    list.append(
+      ...page.images.map((image) =>
+        h(
+          "li",
+          { class: "image-tile", dataset: { imageId: image.id } },
+          boxedThumb({
+            url: image.thumbnail_url,
+            width: image.width,
+            height: image.height,
+            alt: image.filename,
+            boxes: regions ? image.regions.map((r) => ({ box: r.box, kind: "region" })) : [],
+          }),
+          h("p", { class: "file-title", text: image.filename, title: image.filename }),
+          h(
+            "p",
+            { class: "tile-meta" },
+            image.labels.map((l) => h("span", { class: "chip", text: l })),
+            h("span", {
+              class: "hint",
+              text: `${image.regions.length} region${image.regions.length === 1 ? "" : "s"}`,
+            }),
+          ),
+        ),
+      ),
+    );
+    state.imagesOffset += page.images.length;
+    more.hidden = state.imagesOffset >= page.total;
+    setStatus(
+      status,
+      page.total
+        ? `${page.total} image${page.total === 1 ? "" : "s"}${more.hidden ? "" : `, showing ${state.imagesOffset}`}.`
+        : "No images yet: add some above.",
+    );
+  } catch (error) {
+    setStatus(status, error.message, "error");
+  }
+}
+
+export function labelsForFiles(files) {
+  const shared = $("#ingest-labels").value.trim();
+  const fromName = $("#ingest-label-from-name").checked;
+  if (!shared && !fromName) return undefined;
+  return files.map((file) => {
+    const labels = shared ? parseList(shared) : [];
+    if (fromName) {
+      const stem = file.name
+        .replace(/\.[^.]+$/, "")
+        .replace(/[\s_-]*\d+$/, "")
+        .replace(/[_-]+/g, " ")
+        .trim();
+      if (stem) labels.push(stem);
+    }
+    return labels.join(",");
+  });
+}
+
+export function renderIngest(result) {
+  const failed = result.images.filter((i) => i.status === "failed");
+  return h(
+    "div",
+    { class: "ingest-result" },
+    h(
+      "p",
+      {},
+      h("strong", { text: `${result.added} added` }),
+      ` · ${result.duplicates} already there · ${result.failed} failed`,
+    ),
+    failed.length
+      ? h(
+          "ul",
+          { class: "error-list" },
+          failed.map((i) =>
+            h("li", { text: `${i.filename}: ${i.error?.detail ?? i.error ?? "failed"}` }),
+          ),
+        )
+      : null,
+  );
+}
+
+export function renderSearch(result) {
+  const root = $("#search-results");
+  const crops = result.rerank === "crops";
+  const head = h(
+    "p",
+    { class: "hint" },
+    `“${result.query}” · ${crops ? "with crop reranking" : "full images"}`,
+    result.min_score !== null && result.min_score !== undefined
+      ? ` · threshold ${result.min_score}`
+      : "",
+  );
+  if (result.no_match) {
+    fill(
+      root,
+      head,
+      h(
+        "div",
+        { class: "no-match" },
+        h("strong", { text: "No match" }),
+        h("span", {
+          text: `No image in the collection clears the threshold ${result.min_score} for “${result.query}”${typeof result.best_score === "number" ? ` (best score: ${score(result.best_score)})` : ""}.`,
+        }),
+      ),
+      result.hits.length
+        ? h("p", { class: "hint", text: "Closest images, below the threshold:" })
+        : null,
+      result.hits.length ? hitGrid(result.hits, crops, true) : null,
+    );
+    return;
+  }
+  fill(root, head, hitGrid(result.hits, crops, false));
+}
+
+export function hitGrid(hits, crops, dim) {
+  return h(
+    "ol",
+    { class: dim ? "hit-grid dim" : "hit-grid", "aria-label": "Search results" },
+    hits.map((hit, i) =>
+      h(
+        "li",
+        { class: "hit", dataset: { imageId: hit.image_id, filename: hit.filename } },
+        h("span", { class: "rank", text: `#${i + 1}` }),
+        boxedThumb({
+          url: hit.thumbnail_url,
+          width: hit.width,
+          height: hit.height,
+          alt: hit.filename,
+          boxes: hit.crop_box ? [{ box: hit.crop_box, kind: "match" }] : [],
+        }),
+        h("p", { class: "hit-score" }, h("strong", { text: score(hit.score) })),
+        crops
+          ? h("p", {
+              class: "hint score-parts",
+              text: `image ${score(hit.image_score)} · crop ${score(hit.crop_score)}`,
+            })
+          : null,
+        h("p", { class: "file-title", text: hit.filename, title: hit.filename }),
+        hit.labels?.length
+          ? h(
+              "p",
+              { class: "tile-meta" },
+              hit.labels.map((l) => h("span", { class: "chip", text: l })),
+            )
+          : null,
+        hit.crop_box
+          ? h("p", {
+              class: "hint crop-note",
+              text:
+                hit.crop_score !== null && hit.crop_score >= hit.image_score
+                  ? "Box: the crop that decided the score"
+                  : "Box: the best crop (the full image scored higher)",
+            })
+          : null,
+      ),
+    ),
+  );
+}
+
+export function parseQueries(text) {
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  if (!lines.length) return null;
+  return lines.map((line) => {
+    const [query, labels] = line.includes("=>") ? line.split("=>", 2) : [line, line];
+    return { query: query.trim(), relevant_labels: parseList(labels) };
+  });
+}
+
+export function renderEvaluation(result) {
+  const modes = [
+    ["none", "Full image"],
+    ["crops", "With crops"],
+  ].filter(([mode]) => result.modes[mode]);
+  const metrics = [
+    ...result.ks.map((k) => [`Recall@${k}`, (m) => m.recall_at[String(k)]]),
+    ["MRR", (m) => m.mrr],
+  ];
+  const both = modes.length === 2;
+  const table = h(
+    "table",
+    { class: "metrics" },
+    h("caption", { text: `${result.queries.length} queries` }),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col", text: "Metric" }),
+        modes.map(([, label]) => h("th", { scope: "col", text: label })),
+        both ? h("th", { scope: "col", text: "Δ" }) : null,
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      metrics.map(([name, get]) => {
+        const values = modes.map(([mode]) => get(result.modes[mode]));
+        const delta = both ? values[1] - values[0] : 0;
+        return h(
+          "tr",
+          { dataset: { metric: name } },
+          h("th", { scope: "row", text: name }),
+          values.map((v) => h("td", { text: v === undefined ? "—" : v.toFixed(3) })),
+          both
+            ? h("td", {
+                class: delta > 0 ? "delta up" : delta < 0 ? "delta down" : "delta",
+                text: `${delta > 0 ? "+" : ""}${delta.toFixed(3)}`,
+              })
+            : null,
+        );
+      }),
+    ),
+  );
+  const perQuery = h(
+    "details",
+    { class: "per-query" },
+    h("summary", { text: "Per query" }),
+    h(
+      "div",
+      { class: "table-scroll" },
+      h(
+        "table",
+        { class: "metrics" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { scope: "col", text: "Query" }),
+            h("th", { scope: "col", text: "Relevant" }),
+            modes.map(([mode]) =>
+              h("th", { scope: "col", text: mode === "none" ? "Rank" : "Rank with crops" }),
+            ),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          result.queries.map((q) =>
+            h(
+              "tr",
+              {},
+              h("th", { scope: "row", text: q.query }),
+              h("td", { text: q.relevant_labels.join(", ") }),
+              modes.map(([mode]) => h("td", { text: q[mode]?.rank ?? "—" })),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+  fill($("#evaluate-results"), h("div", { class: "table-scroll" }, table), perQuery);
+}
+
+export const runners = {};
+
+export function setupCollections() {
+  const select = $("#collection-select");
+  const ingestZone = $("#ingest-drop");
+  const ingestButton = $("#ingest-run");
+  const selection = new FileSelection($("#ingest-selected"));
+
+  const ingest = new JobRunner("ingest", {
+    controls: [ingestButton, select],
+    onBusy: (busy) => ingestZone.setAttribute("aria-disabled", String(busy || !state.current)),
+  });
+  const search = new JobRunner("search", { controls: [$("#search-run")] });
+  const evaluate = new JobRunner("evaluate", { controls: [$("#evaluate-run")] });
+  runners["#search-run"] = search;
+  runners["#evaluate-run"] = evaluate;
+  const requireCollection = (status) => {
+    if (state.current) return true;
+    setStatus(status, "Create or choose a collection first.", "error");
+    return false;
+  };
+
+  select.addEventListener("change", () =>
+    renderCollectionChoice(state.collections.find((c) => c.id === select.value) ?? null),
+  );
+
+  $("#collection-create").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = $("#collection-create-status");
+    const nameInput = $("#collection-name");
+    const name = nameInput.value.trim();
+    if (!name) {
+      setStatus(status, "Give the collection a name.", "error");
+      nameInput.focus();
+      return;
+    }
+    const button = $("#collection-create-run");
+    button.disabled = true;
+    try {
+      const created = await api("/v1/collections", {
+        method: "POST",
+        json: { name, crop_background: $("#collection-background").value },
+      });
+      nameInput.value = "";
+      setStatus(status, `Created “${created.name}”.`, "ok");
+      await loadCollections(created.id);
+    } catch (error) {
+      setStatus(status, error.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  $("#collection-delete").addEventListener("click", async () => {
+    const collection = state.current;
+    if (
+      !collection ||
+      !window.confirm(
+        `Delete the collection “${collection.name}” and its ${collection.image_count} images?`,
+      )
+    )
+      return;
+    try {
+      await api(`/v1/collections/${encodeURIComponent(collection.id)}`, { method: "DELETE" });
+      setStatus($("#collections-status"), `Deleted “${collection.name}”.`, "ok");
+      state.current = null;
+      await loadCollections();
+    } catch (error) {
+      setStatus($("#collections-status"), error.message, "error");
+    }
+  });
+
+  dropZone(ingestZone, $("#ingest-files"), (files) => {
+    if (ingest.busy)
+      return setStatus(ingest.status, "An upload is running: wait for it or cancel it.", "warn");
+    selection.set(files);
+    ingestButton.disabled = false;
+    ingestButton.textContent = `Upload ${files.length} image${files.length === 1 ? "" : "s"}`;
+    setStatus(ingest.status, "");
+  });
+
+  $("#ingest-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!requireCollection(ingest.status) || !selection.files.length) return;
+    const collection = state.current;
+    const files = selection.files;
+    try {
+      const result = await ingest.run(
+        (onUpload) =>
+          api(`/v1/collections/${encodeURIComponent(collection.id)}/images`, {
+            method: "POST",
+            form: upload(files, { labels: labelsForFiles(files) }),
+            onUpload,
+          }),
+        "images",
+      );
+      if (!result) return;
+      ingest.status.replaceChildren(renderIngest(result));
+      ingest.status.dataset.kind = result.failed ? "warn" : "ok";
+      selection.set([]);
+      ingestButton.textContent = "Upload";
+      await loadCollections(collection.id);
+      await loadCollectionImages(true);
+    } catch (error) {
+      selection.markErrors(error);
+      setStatus(ingest.status, error.message, "error");
+    } finally {
+      ingestButton.disabled = !selection.files.length;
+    }
+  });
+
+  const rerank = $("#search-rerank");
+  const fusion = $("#search-fusion");
+  const syncSearchOptions = () => {
+    $("#search-fusion-field").hidden = !rerank.checked;
+    $("#search-weight-field").hidden = !rerank.checked || fusion.value !== "weighted";
+  };
+  rerank.addEventListener("change", () => {
+    syncSearchOptions();
+    if ($("#search-query").value.trim() && state.current && !search.busy)
+      $("#search-form").requestSubmit();
+  });
+  fusion.addEventListener("change", syncSearchOptions);
+
+  $("#search-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!requireCollection(search.status)) return;
+    const query = $("#search-query").value.trim();
+    if (!query) {
+      setStatus(search.status, "Type what you are looking for.", "error");
+      $("#search-query").focus();
+      return;
+    }
+    const minScore = $("#search-min-score").value;
+    const body = {
+      query,
+      top_k: Number($("#search-topk").value) || 8,
+      rerank: rerank.checked ? "crops" : "none",
+      fusion: fusion.value,
+      crop_weight: Number($("#search-weight").value || 0.5),
+      min_score: minScore === "" ? null : Number(minScore),
+    };
+    try {
+      const result = await search.run(
+        () =>
+          api(`/v1/collections/${encodeURIComponent(state.current.id)}/search`, {
+            method: "POST",
+            json: body,
+          }),
+        "queries",
+      );
+      if (!result) return;
+      renderSearch(result);
+      setStatus(
+        search.status,
+        result.no_match
+          ? ""
+          : `${result.hits.length} result${result.hits.length === 1 ? "" : "s"}.`,
+        "ok",
+      );
+    } catch (error) {
+      setStatus(search.status, error.message, "error");
+    } finally {
+      $("#search-run").disabled = !state.current;
+    }
+  });
+
+  $("#evaluate-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!requireCollection(evaluate.status)) return;
+    const ks = [
+      ...new Set(
+        $("#evaluate-ks")
+          .value.split(/[\s,]+/)
+          .map(Number)
+          .filter((k) => Number.isInteger(k) && k > 0),
+      ),
+    ].sort((a, b) => a - b);
+    if (!ks.length) return setStatus(evaluate.status, "Give K values such as 1, 5, 10.", "error");
+    const body = {
+      queries: parseQueries($("#evaluate-queries").value),
+      prompt_template: $("#evaluate-template").value.trim() || "a photo of a {}.",
+      ks,
+      // "With crops" fuses scores as the search form says.
+      fusion: $("#search-fusion").value,
+      crop_weight: Number($("#search-weight").value || 0.5),
+    };
+    try {
+      const result = await evaluate.run(
+        () =>
+          api(`/v1/collections/${encodeURIComponent(state.current.id)}/evaluate`, {
+            method: "POST",
+            json: body,
+          }),
+        "queries",
+      );
+      if (!result) return;
+      renderEvaluation(result);
+      setStatus(evaluate.status, "Done.", "ok");
+    } catch (error) {
+      setStatus(evaluate.status, error.message, "error");
+    } finally {
+      $("#evaluate-run").disabled = !state.current;
+    }
+  });
+
+  $("#collection-more").addEventListener("click", () => loadCollectionImages(false));
+  $("#browser-regions").addEventListener("change", () => loadCollectionImages(true));
+}
+
