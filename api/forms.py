@@ -1,8 +1,10 @@
 """Multipart form fields that need more than a type: labels and per-image metadata.
 
-Each refusal is a 422 naming the field (``labels[3]``, ``metadata[0]``). What a
-field may derive is bounded like what it says directly: the labels of one ingest
-count against the same ``CLIPQ_MAX_LABELS`` as a classification's.
+A label is checked by the one :data:`clipcore.prompts.Label` type, whether it comes as a
+classification's form field or inside an ingest's comma-separated one. Each refusal is a
+422 naming the field (``labels[3]``, ``metadata[0]``). What a field may derive is bounded
+like what it says directly: the labels of one ingest count against the same
+``CLIPQ_MAX_LABELS`` as a classification's.
 """
 
 from __future__ import annotations
@@ -10,36 +12,38 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from clipcore.errors import InvalidInput
-from clipcore.prompts import MAX_LABEL_LENGTH
+from clipcore.prompts import Label
 
 MAX_METADATA_BYTES = 4096
 MAX_METADATA_DEPTH = 8
 
 
+_LABEL: TypeAdapter[str] = TypeAdapter(Label)
+
+
 def _checked_label(raw: str, field: str) -> str:
-    label = raw.strip()
-    if not label:
-        raise InvalidInput.for_field(field, "a label must not be empty")
-    if len(label) > MAX_LABEL_LENGTH:
-        raise InvalidInput.for_field(field, f"a label is at most {MAX_LABEL_LENGTH} characters")
-    return label
+    try:
+        return _LABEL.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidInput.for_field(field, exc.errors()[0]["msg"]) from None
 
 
 def clean_labels(labels: list[str], max_labels: int) -> list[str]:
-    """A classification's labels, trimmed; refuse none, empty, duplicate, too long or too many."""
+    """A classification's labels (each already a valid :data:`Label`, trimmed, by its form
+    field's type); refuse none, duplicate or too many."""
     if not labels:
         raise InvalidInput.for_field("labels", "at least one label is required")
     if len(labels) > max_labels:
         raise InvalidInput.for_field("labels", f"{len(labels)} labels is more than {max_labels}")
-    cleaned, seen = [], set()
-    for index, raw in enumerate(labels):
-        label = _checked_label(raw, f"labels[{index}]")
+    seen: set[str] = set()
+    for index, label in enumerate(labels):
         if label in seen:
             raise InvalidInput.for_field(f"labels[{index}]", f"duplicate label {label!r}")
         seen.add(label)
-        cleaned.append(label)
-    return cleaned
+    return labels
 
 
 def ingest_labels(fields: list[str] | None, count: int, max_labels: int) -> list[list[str]]:

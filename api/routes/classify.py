@@ -11,7 +11,7 @@ from api.forms import clean_labels
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
-from clipcore.prompts import DEFAULT_TEMPLATE, PromptTemplate
+from clipcore.prompts import DEFAULT_TEMPLATE, Label, PromptTemplate
 from clipq.contracts.jobs import ClassifyPayload, Job
 
 router = APIRouter(prefix="/v1", tags=["classify"])
@@ -29,7 +29,7 @@ async def create_classify_job(
     submitter: SubmitterDep,
     settings: SettingsDep,
     images: Annotated[list[UploadFile], File(description="The images to classify.")],
-    labels: Annotated[list[str], Form(description="The label set, 1 to 1,000 labels.")],
+    labels: Annotated[list[Label], Form(description="The label set, 1 to 1,000 labels.")],
     prompt_template: Annotated[
         PromptTemplate, Form(description="Prompt for each label; '{}' is the label.")
     ] = DEFAULT_TEMPLATE,
