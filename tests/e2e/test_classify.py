@@ -103,7 +103,10 @@ def test_cancel_running_job_stops_between_batches(service: Service) -> None:
 
 
 def test_cancel_queued_job_never_runs(service: Service) -> None:
-    busy = submit(service, [(f"{i}.png", d) for i, d in enumerate(distinct_pngs(300))], ["a"])
+    # Pictures of its own: the embedding cache would finish the usual 300 in
+    # milliseconds, and the waiting job would start before the DELETE.
+    pictures = distinct_pngs(300, (19, 17))
+    busy = submit(service, [(f"{i}.png", d) for i, d in enumerate(pictures)], ["a"])
     waiting = submit(service, [("red.png", RED)], ["a", "b"])
     response = service.http.delete(f"/v1/jobs/{waiting['id']}")
     assert response.status_code == 200
