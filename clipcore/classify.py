@@ -14,6 +14,8 @@ from clipcore.batching import (
     stack_embedded,
 )
 from clipcore.clip_model import LoadedClip
+from clipcore.domain import DomainReference
+from clipcore.domain_check import DomainCheck
 from clipcore.encode import EmbeddingCache, embed_texts
 from clipcore.images import DEFAULT_BATCH_PIXELS
 from clipcore.problem import Problem
@@ -98,7 +100,13 @@ def classify_uploads(
         observe=observe,
     )
     return classify_embedded(
-        uploads, embedded, classifier, clip.logit_scale, labels=labels, top_k_labels=top_k_labels
+        uploads,
+        embedded,
+        classifier,
+        clip.logit_scale,
+        labels=labels,
+        top_k_labels=top_k_labels,
+        domain=clip.domain,
     )
 
 
@@ -110,23 +118,31 @@ def classify_embedded(
     *,
     labels: Sequence[str],
     top_k_labels: int,
+    domain: DomainReference | None = None,
 ) -> list[ClassifiedImage]:
     """Rank ``labels`` for uploads already embedded.
 
     ``embedded`` holds, per upload, its unit embedding or the problem that stopped it;
     ``classifier`` is the (labels, dim) matrix of :func:`build_zero_shot_classifier`.
+    With a ``domain`` reference each image also gets its domain check, and is
+    ``uncertain`` when it is out of the model's domain.
     """
     positions, matrix = stack_embedded(embedded)
     ranked: dict[int, list[LabelScore]] = {}
+    checks: dict[int, DomainCheck] = {}
     if positions:
         probabilities = zero_shot_probabilities(matrix, classifier, logit_scale)
         ranked = dict(zip(positions, top_k(probabilities, labels, top_k_labels), strict=True))
+        if domain is not None:
+            checks = dict(zip(positions, domain.check(matrix), strict=True))
     return [
         ClassifiedImage(
             filename=upload.filename,
             sha256=upload.sha256,
             predictions=ranked.get(i, []),
             error=item if isinstance(item, Problem) else None,
+            domain=checks.get(i),
+            uncertain=i in checks and not checks[i].in_domain,
         )
         for i, (upload, item) in enumerate(zip(uploads, embedded, strict=True))
     ]

@@ -15,6 +15,7 @@ import torch
 from transformers import CLIPModel, CLIPProcessor
 from transformers.utils import logging as hf_logging
 
+from clipcore.domain import DomainReference, load_reference
 from clipcore.errors import ModelLoadError
 
 EMBEDDED = "embedded"
@@ -56,14 +57,20 @@ class LoadedClip:
     model_id: str
     device: torch.device
     dtype: torch.dtype
+    # what the model knows, as images (clipcore.domain); None: no reference, no domain check
+    domain: DomainReference | None = None
 
     @property
     def logit_scale(self) -> float:
         return float(self.model.logit_scale.detach().exp())
 
 
-def load_clip(spec: str, device: str = "auto") -> LoadedClip:
-    """Load model and processor from ``spec``, on ``device``, in fp16 on a GPU."""
+def load_clip(spec: str, device: str = "auto", domain_reference: str = "") -> LoadedClip:
+    """Load model and processor from ``spec``, on ``device``, in fp16 on a GPU.
+
+    The domain reference comes from ``domain_reference`` (a folder) when given, else from
+    the model's own folder when it has one (the embedded model does).
+    """
     source = resolve_model_source(spec)
     target = select_device(device)
     dtype = torch.float16 if target.type == "cuda" else torch.float32
@@ -78,19 +85,26 @@ def load_clip(spec: str, device: str = "auto") -> LoadedClip:
         ) from exc
     model.eval().to(target)
     model_id = "embedded:clip-tiny" if spec in ("", EMBEDDED) else spec
-    return LoadedClip(model, processor, model_id, target, dtype)
+    folder = domain_reference or (source if Path(source).is_dir() else "")
+    domain = load_reference(folder) if folder else None
+    if domain_reference and domain is None:
+        raise ModelLoadError(
+            f"no domain reference in {domain_reference!r} (CLIPQ_CLIP_DOMAIN_REFERENCE); "
+            "build one with python -m clipcore.domain"
+        )
+    return LoadedClip(model, processor, model_id, target, dtype, domain)
 
 
 class ClipCache:
     """The models this process has loaded, keyed by (spec, device); loaded on first use."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[str, str], LoadedClip] = {}
+        self._models: dict[tuple[str, str, str], LoadedClip] = {}
         self._lock = threading.Lock()
 
-    def get(self, spec: str, device: str = "auto") -> LoadedClip:
-        key = (spec, device)
+    def get(self, spec: str, device: str = "auto", domain_reference: str = "") -> LoadedClip:
+        key = (spec, device, domain_reference)
         with self._lock:
             if key not in self._models:
-                self._models[key] = load_clip(spec, device)
+                self._models[key] = load_clip(spec, device, domain_reference)
             return self._models[key]

@@ -18,6 +18,7 @@ import torch
 from clipcore.metrics import first_relevant_rank, recall_at_k, reciprocal_rank
 from clipcore.rerank import best_crops, fuse
 from clipcore.schemas import Fusion, RerankMode
+from clipcore.search_decision import NullScores, null_scores
 
 
 @dataclass
@@ -29,6 +30,8 @@ class CollectionIndex:
     crops: torch.Tensor = field(default_factory=lambda: torch.empty(0, 0))
     crop_owners: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     version: int = -1
+    # clipcore.search_decision's statistics, per way of scoring; cleared when rows are added
+    null_cache: dict[tuple, NullScores] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -49,6 +52,7 @@ class CollectionIndex:
             self.crops = crops if self.crops.numel() == 0 else torch.cat([self.crops, crops])
             self.crop_owners = torch.cat([self.crop_owners, crop_owners])
         self.version = version
+        self.null_cache.clear()
 
     def region_index(self, crop_row: int) -> int:
         """Which of its image's regions a crop row is (crops of an image are contiguous)."""
@@ -118,6 +122,21 @@ def search(
             )
         )
     return hits
+
+
+def collection_nulls(
+    index: CollectionIndex,
+    nulls: torch.Tensor,
+    rerank: RerankMode = RerankMode.none,
+    fusion: Fusion = Fusion.max,
+    crop_weight: float = 0.5,
+) -> NullScores:
+    """How well the null prompts do in this collection, scored as a query would be."""
+    key = (rerank, fusion, crop_weight)
+    if key not in index.null_cache:  # once per collection version and way of scoring
+        final, *_ = score_images(index, nulls, rerank, fusion, crop_weight)
+        index.null_cache[key] = null_scores(final.max(dim=1).values)
+    return index.null_cache[key]
 
 
 def rankings(

@@ -121,7 +121,8 @@ def scenes_from_embedded(
     predictions: dict[int, SceneImageResult] = {}
     if positions:
         probabilities = zero_shot_probabilities(matrix, scenes, clip.logit_scale).tolist()
-        for position, row in zip(positions, probabilities, strict=True):
+        checks = clip.domain.check(matrix) if clip.domain is not None else [None] * len(positions)
+        for position, row, check in zip(positions, probabilities, checks, strict=True):
             predictions[position] = scene_image_result(
                 taxonomy,
                 uploads[position].filename,
@@ -129,6 +130,7 @@ def scenes_from_embedded(
                 speed,
                 min_confidence=min_confidence,
                 min_margin=min_margin,
+                domain=check,
             )
     images = [
         SceneImage(
@@ -211,7 +213,10 @@ class SceneClassifier:
     ) -> SceneImageResult:
         """One image's scene result; raises :class:`clipcore.errors.InvalidImage` if unreadable."""
         if isinstance(image, Image.Image):
-            row = self.scene_probabilities([image])[0].tolist()
+            embedding = embed_images(self.clip, [image])
+            scenes = cached_scene_embeddings(self._cache, self.clip, self.taxonomy)
+            row = zero_shot_probabilities(embedding, scenes, self.clip.logit_scale)[0].tolist()
+            domain = self.clip.domain
             return scene_image_result(
                 self.taxonomy,
                 "image",
@@ -219,6 +224,7 @@ class SceneClassifier:
                 Speed(speed),
                 min_confidence=self.min_confidence,
                 min_margin=self.min_margin,
+                domain=domain.check(embedding)[0] if domain is not None else None,
             )
         entry = self.classify_batch([image], speed).images[0]
         if entry.prediction is None:

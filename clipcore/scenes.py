@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
+from clipcore.domain_check import DomainCheck
 from clipcore.taxonomy import Matcher, Speed, Taxonomy
 
 DOMINANT_SHARE = 20.0  # percent; a scene above it is dominant
@@ -57,8 +58,14 @@ class SceneImageResult(BaseModel):
     )
     scores: list[SceneScore] = Field(description="Every scene, most probable first.")
     recommended_matcher: Matcher
+    domain: DomainCheck | None = Field(
+        None,
+        description="Whether the image looks like anything the loaded model can judge; "
+        "null when the model has no domain reference.",
+    )
     uncertain: bool = Field(
-        description="True when confidence or margin falls below the service's thresholds."
+        description="True when confidence or margin falls below the service's thresholds, "
+        "or the image is out of the model's domain."
     )
 
 
@@ -104,13 +111,15 @@ def scene_image_result(
     *,
     min_confidence: float,
     min_margin: float,
+    domain: DomainCheck | None = None,
 ) -> SceneImageResult:
     """Turn one image's scene probabilities into its result.
 
     ``probabilities`` are aligned with ``taxonomy.scenes`` (e.g. a softmax over
     the scenes' ensembled prompt embeddings), each in [0, 1]. The image is
     ``uncertain`` when the top probability is below ``min_confidence`` or its
-    lead over the second is below ``min_margin``. Equal probabilities keep
+    lead over the second is below ``min_margin``, or when ``domain`` says it is out of the
+    model's domain. Equal probabilities keep
     taxonomy order, so the result is deterministic.
     """
     if len(probabilities) != len(taxonomy.scenes):
@@ -133,7 +142,10 @@ def scene_image_result(
         margin=margin,
         scores=[SceneScore(scene=s.name, probability=p) for s, p in ranked],
         recommended_matcher=top.recommendations.for_speed(speed),
-        uncertain=confidence < min_confidence or margin < min_margin,
+        domain=domain,
+        uncertain=confidence < min_confidence
+        or margin < min_margin
+        or (domain is not None and not domain.in_domain),
     )
 
 

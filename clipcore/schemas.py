@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from clipcore.domain_check import DomainCheck
 from clipcore.problem import Problem
 from clipcore.scenes import DatasetSummary, SceneImageResult
 from clipcore.taxonomy import Speed
@@ -56,6 +57,16 @@ class ClassifiedImage(BaseModel):
     )
     error: Problem | None = Field(
         None, description="Set when this image could not be decoded; the others still count."
+    )
+    domain: DomainCheck | None = Field(
+        None,
+        description="Whether the image looks like anything the loaded model can judge; "
+        "null when the model has no domain reference.",
+    )
+    uncertain: bool = Field(
+        False,
+        description="True when the image is out of the model's domain: its labels are then "
+        "the least bad of those given, not a recognition.",
     )
 
 

@@ -27,6 +27,13 @@ class Settings(BaseSettings):
         description="CLIP to load: 'embedded' (the model shipped in clipcore), a Hugging Face "
         "hub id such as 'openai/clip-vit-base-patch32', or a local folder.",
     )
+    clip_domain_reference: str = Field(
+        "",
+        description="Folder with the CLIP's domain reference (domain.json + "
+        "reference.safetensors, made by python -m clipcore.domain), for the per-image "
+        "'in_domain' check. Empty: the model folder's own (the embedded model has one); "
+        "a hub CLIP without one gets no domain check.",
+    )
     detector_model: str = Field(
         "auto",
         description="Mask R-CNN for crop proposals: 'auto' (the embedded detector beside the "
@@ -126,8 +133,12 @@ class Settings(BaseSettings):
     crop_context: float = Field(
         2.0, ge=1, le=8, description="A crop's side as a multiple of its box's longer side."
     )
-    search_min_score: float = Field(
-        0.45, ge=-1, le=1, description="Default 'no match' threshold of a search (cosine)."
+    search_min_score: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="A fixed 'no match' threshold (cosine) for searches that send none. "
+        "Unset: each collection sets its own (null prompts, clipcore.search_decision).",
     )
     api_keys: str = Field(
         "",

@@ -18,6 +18,7 @@ from clipcore.metrics import mean
 from clipcore.problem import Problem
 from clipcore.retrieval import CollectionIndex
 from clipcore.schemas import RerankMode
+from clipcore.search_decision import MatchDecision, null_prompts
 from clipq.contracts.collections import (
     Collection,
     EvaluatePayload,
@@ -240,17 +241,23 @@ def search(
     require_collection(store, payload.collection_id, settings.clip_model)
     index = indexes.get(payload.collection_id)
     query = cached_classifier(text_cache, clip, [payload.query], ["{}"])[0]
-    ranked = retrieval.search(
-        index, query, payload.top_k, payload.rerank, payload.fusion, payload.crop_weight
-    )
+    scoring = (payload.rerank, payload.fusion, payload.crop_weight)
+    ranked = retrieval.search(index, query, payload.top_k, *scoring)
     best = ranked[0].score if ranked else None
+    if payload.min_score is not None:
+        threshold, decision = payload.min_score, "min_score"
+    else:
+        nulls = cached_classifier(text_cache, clip, list(null_prompts()), ["{}"])
+        statistics = retrieval.collection_nulls(index, nulls, *scoring)
+        threshold, decision = MatchDecision().threshold(statistics), "calibrated"
     result = SearchResult(
         collection_id=payload.collection_id,
         query=payload.query,
         rerank=payload.rerank,
         fusion=payload.fusion,
-        min_score=payload.min_score,
-        no_match=best is None or best < payload.min_score,
+        min_score=round(threshold, 4),
+        decision=decision,
+        no_match=best is None or best < threshold,
         best_score=best,
         hits=[],
     )

@@ -175,6 +175,7 @@ def _result(
             models.clip.logit_scale,
             labels=labels,
             top_k_labels=payload.top_k,
+            domain=models.clip.domain,
         )
         return ClassifyResult(model=models.clip.model_id, images=images)
     assert isinstance(payload, ScenesPayload)

@@ -89,7 +89,7 @@ def _detector(spec: str, device: str) -> torch.nn.Module:
 
 def clip() -> LoadedClip:
     settings = get_settings()
-    loaded = clip_cache().get(settings.clip_model, settings.device)
+    loaded = clip_cache().get(settings.clip_model, settings.device, settings.clip_domain_reference)
     if settings.fault_oom_above_batch >= 0:
         _inject_oom(loaded, settings.fault_oom_above_batch)
     return loaded

@@ -186,6 +186,7 @@ async def search_collection(
     await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(body.callback_url)
     min_score = settings.search_min_score if body.min_score is None else body.min_score
+    # None: the worker applies the collection's own threshold (clipcore.search_decision)
     payload = SearchPayload(
         **body.model_dump(exclude={"min_score", "callback_url"}),
         collection_id=collection_id,

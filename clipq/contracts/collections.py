@@ -117,7 +117,8 @@ class SearchRequest(BaseModel):
         None,
         ge=-1,
         le=1,
-        description="Below this best score the answer is 'no match'; default from settings.",
+        description="Below this best score (cosine) the answer is 'no match'. Unset: the "
+        "collection's own threshold, from how well unrelated text scores in it.",
     )
     callback_url: str | None = Field(
         None, description="POSTed the final Job (signed, Standard Webhooks)."
@@ -127,7 +128,7 @@ class SearchRequest(BaseModel):
 class SearchPayload(SearchRequest):
     kind: Literal["search"] = "search"
     collection_id: str
-    min_score: float  # resolved by the API from the request or the settings
+    min_score: float | None  # from the request or the settings; None: calibrated
 
 
 class SearchHit(BaseModel):
@@ -150,7 +151,12 @@ class SearchResult(BaseModel):
     query: str
     rerank: RerankMode
     fusion: Fusion
-    min_score: float
+    min_score: float = Field(description="The threshold applied to the best score.")
+    decision: Literal["calibrated", "min_score"] = Field(
+        "min_score",
+        description="'calibrated': the threshold is the collection's own, set by how well "
+        "unrelated text does in it; 'min_score': fixed by the request or the settings.",
+    )
     no_match: bool = Field(description="True (and no hits) when the best score is under min_score.")
     best_score: float | None = None
     hits: list[SearchHit]

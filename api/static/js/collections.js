@@ -213,7 +213,7 @@ export function renderSearch(result) {
     { class: "hint" },
     `“${result.query}” · ${crops ? "with crop reranking" : "full images"}`,
     result.min_score !== null && result.min_score !== undefined
-      ? ` · threshold ${result.min_score}`
+      ? ` · threshold ${result.min_score}${result.decision === "calibrated" ? " (the collection's own)" : ""}`
       : "",
   );
   if (result.no_match) {

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clipcore.lab import world
+from clipcore.lab import nuisance, world
+from clipcore.lab.train import distractors
 from clipcore.lab.train.tokenizer import caption_corpus, train_tokenizer
 
 IMAGE_MEAN = [0.5, 0.5, 0.5]
@@ -74,6 +75,15 @@ class ClipRecipe:
     # share of easy samples centred exactly on a corner of the ViT patch grid, where random
     # placement almost never lands and the model was weaker
     grid_centre_p: float = 0.0
+    # robustness (stage 5): images sent at 49-72 px, drawn without antialiasing, tinted
+    # backgrounds, camera nuisances (clipcore.lab.nuisance), and distractor texts and images
+    # that match nothing (clipcore.lab.train.distractors)
+    near_size_p: float = 0.0
+    aliased_p: float = 0.0
+    tint_p: float = 0.0
+    nuisance_p: float = 0.0
+    negative_texts: int = 0
+    negative_images: int = 0
     eval_every: int = 250
     eval_count: int = 300
     # continue from a saved model folder (a second stage: its tokenizer, processor and weights)
@@ -218,7 +228,7 @@ class BatchMaker:
             return r.easy_floor
         return max(r.easy_floor, 1.0 - (1.0 - r.easy_floor) * step / r.curriculum_steps)
 
-    def grid_centred(self, size: int) -> world.Scene:
+    def grid_centred(self, size: int, **kw) -> world.Scene:
         r, rng = self.r, self.rng
         scale = float(rng.uniform(*r.easy_scale))
         corners = r.image_size // r.patch_size
@@ -233,39 +243,67 @@ class BatchMaker:
             rotation=float(rng.uniform(0, 360)),
             background=str(rng.choice(["plain", "gradient", "noise"])),
             seed=int(rng.integers(2**31)),
+            **kw,
         )
+
+    def render_size(self) -> tuple[int, bool]:
+        """The side to draw at, and whether it goes straight to the model (no resize)."""
+        r, rng = self.r, self.rng
+        if rng.random() < r.direct_render_p:
+            return r.image_size, True
+        if rng.random() < r.near_size_p:
+            return int(rng.integers(r.image_size + 1, r.image_size + 25)), False
+        return int(rng.choice([80, 96, 128, 160])), False
 
     def sample(self, step: int):
         r, rng = self.r, self.rng
         images, captions, claims, objects = [], [], [], []
         p_easy = self.easy_share(step)
         for _ in range(r.batch_size):
-            direct = rng.random() < r.direct_render_p
-            size = r.image_size if direct else int(rng.choice([80, 96, 128, 160]))
+            size, direct = self.render_size()
+            kw: dict = {}
+            if rng.random() < r.aliased_p:
+                kw["supersample"] = 1
+            if rng.random() < r.tint_p:
+                kw["tint"] = nuisance.tint(rng)
             if rng.random() < p_easy and rng.random() < r.grid_centre_p:
-                scene = self.grid_centred(size)
+                scene = self.grid_centred(size, **kw)
                 k = 0
                 cap = scene.captions[0] + ("." if rng.random() < 0.5 else "")
             elif rng.random() < p_easy:
                 scene = world.render_scene(
-                    rng, size=size, n_objects=1, scale_range=tuple(r.easy_scale)
+                    rng, size=size, n_objects=1, scale_range=tuple(r.easy_scale), **kw
                 )
                 k = 0
                 cap = scene.captions[0] + ("." if rng.random() < 0.5 else "")
             else:
-                scene = world.render_scene(rng, size=size)
+                scene = world.render_scene(rng, size=size, **kw)
                 k = int(rng.integers(len(scene.captions)))
                 cap = scene.captions[k]
                 if rng.random() < 0.2:
                     cap += "."
             img = scene.image
+            if r.nuisance_p:
+                img = nuisance.random_nuisances(img, rng, r.nuisance_p)
             if not direct:
                 img = img.resize((r.image_size, r.image_size), Image.Resampling.BICUBIC)
             images.append(img)
             captions.append(cap)
             claims.append(scene.claims[k])
             objects.append(scene.objects)
-        return (to_tensor(images), captions, positives(claims, objects), presence(objects))
+        pos = positives(claims, objects)
+        pres = presence(objects)
+        # Distractors: extra text columns and image rows with no positive at all.
+        captions += [distractors.sentence(rng) for _ in range(r.negative_texts)]
+        for _ in range(r.negative_images):
+            side, direct = self.render_size()
+            img = distractors.texture(rng, side)
+            if r.nuisance_p:
+                img = nuisance.random_nuisances(img, rng, r.nuisance_p)
+            if not direct:
+                img = img.resize((r.image_size, r.image_size), Image.Resampling.BICUBIC)
+            images.append(img)
+        return (to_tensor(images), captions, pos, pres)
 
 
 def prefetch(fn, steps: range, depth: int = 3):
@@ -295,12 +333,19 @@ def prefetch(fn, steps: range, depth: int = 3):
 
 
 def multi_positive_loss(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE where every described pair counts as a match (logits: images x texts)."""
+    """Symmetric InfoNCE where every described pair counts as a match (logits: images x texts).
+
+    ``logits`` may be larger than ``pos``: the extra rows and columns are distractors, which
+    sit in every softmax's denominator and are the target of none.
+    """
+    n_images, n_texts = pos.shape
     pos = pos.float()
     t_i2t = pos / pos.sum(1, keepdim=True)
     t_t2i = pos / pos.sum(0, keepdim=True)
-    l_i2t = -(t_i2t * F.log_softmax(logits, 1)).sum(1).mean()
-    l_t2i = -(t_t2i * F.log_softmax(logits, 0)).sum(0).mean()
+    i2t = F.log_softmax(logits[:n_images], 1)[:, :n_texts]
+    t2i = F.log_softmax(logits[:, :n_texts], 0)[:n_images]
+    l_i2t = -(t_i2t * i2t).sum(1).mean()
+    l_t2i = -(t_t2i * t2i).sum(0).mean()
     return (l_i2t + l_t2i) / 2
 
 
@@ -346,7 +391,22 @@ def eval_set(recipe: ClipRecipe, processor):
     scenes = world.generate_scenes(
         10_007, recipe.eval_count, size=128, n_objects=1, scale_range=(0.2, world.MAX_SCALE)
     )
-    pv = processor(images=[s.image for s in scenes], return_tensors="pt").pixel_values
+    images = [s.image for s in scenes]
+    if recipe.nuisance_p:
+        # the robust recipe is judged on held-out seeds with its nuisances, half the set
+        rng = np.random.default_rng(10_008)
+        for i in range(0, len(scenes), 2):
+            side = int(rng.integers(recipe.image_size, recipe.image_size + 17))
+            scenes[i] = world.render_scene(
+                rng,
+                size=side,
+                n_objects=1,
+                scale_range=(0.2, world.MAX_SCALE),
+                supersample=1,
+                tint=nuisance.tint(rng),
+            )
+            images[i] = nuisance.random_nuisances(scenes[i].image, rng, 0.5)
+    pv = processor(images=images, return_tensors="pt").pixel_values
     return pv, [(s.objects[0].colour, s.objects[0].shape) for s in scenes]
 
 
@@ -430,7 +490,7 @@ def train_clip(
             g["lr"] = lr_at(step)
         tok = tokenizer(caps, padding=True, truncation=True, return_tensors="pt")
         f = features(model, pix, tok.input_ids, tok.attention_mask)
-        aux_logits = aux(f["vision_pooled"])
+        aux_logits = aux(f["vision_pooled"][: len(pres)])
         scale = model.logit_scale.exp().clamp(max=100.0)
         logits = scale * f["image"].float() @ f["text"].float().T
         loss_c = multi_positive_loss(logits, torch.from_numpy(pos))
