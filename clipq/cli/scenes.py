@@ -98,6 +98,8 @@ def write_text(
             continue
         p = image.prediction
         flag = "  (uncertain)" if p.uncertain else ""
+        if p.domain is not None and not p.domain.in_domain:
+            flag = "  (out of the model's domain: not a meaningful answer)"
         print(
             f"{image.filename:<{width}}  {p.top_scene} ({100 * p.confidence:.1f}%)"
             f"  → {p.recommended_matcher.name}{flag}",

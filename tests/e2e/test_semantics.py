@@ -214,3 +214,63 @@ def test_evaluation_finds_every_label(embedded: Service, shapes_collection: str)
     result = embedded.wait_for(response.json()["id"])["result"]
     shapes = [q for q in result["queries"] if q["relevant_labels"] != ["clutter"]]
     assert all(q["none"]["rank"] == 1 for q in shapes), shapes
+
+
+# Off-topic queries, none of them among the training distractors or the null prompts.
+OFF_TOPIC = [
+    "quarterly tax report",
+    "a bowl of ramen",
+    "two zebras grazing",
+    "a pair of scissors",
+    "a turquoise circle",
+    "an octagon",
+    "lorem ipsum dolor",
+]
+
+
+@pytest.mark.parametrize("rerank", ["none", "crops"])
+def test_off_topic_queries_are_no_match_without_any_threshold(
+    embedded: Service, shapes_collection: str, rerank: str
+) -> None:
+    for query in OFF_TOPIC:
+        result = search(embedded, shapes_collection, query=query, rerank=rerank)
+        assert result["decision"] == "calibrated"
+        assert result["no_match"] is True, (query, result["best_score"], result["min_score"])
+
+
+def test_min_score_still_overrides_the_collection_threshold(
+    embedded: Service, shapes_collection: str
+) -> None:
+    result = search(embedded, shapes_collection, query=OFF_TOPIC[0], min_score=-1)
+    assert result["decision"] == "min_score" and result["min_score"] == -1
+    assert result["no_match"] is False and result["hits"]
+
+
+def photograph(name: str) -> bytes:
+    import skimage.data
+
+    from clipcore.lab.photos import _rgb
+
+    return png(_rgb(getattr(skimage.data, name)()))
+
+
+def test_photographs_are_out_of_domain_and_shapes_are_not(embedded: Service) -> None:
+    images = [(f"{name}.png", photograph(name)) for name in ("coffee", "brick", "astronaut")]
+    images += [("red.png", thing("red", "circle")), ("blue.png", thing("blue", "square", 1))]
+    result = classify(embedded, images, ["dog", "red circle", "blue square"])
+    verdicts = {i["filename"]: (i["domain"]["in_domain"], i["uncertain"]) for i in result["images"]}
+    assert verdicts == {
+        "coffee.png": (False, True),
+        "brick.png": (False, True),
+        "astronaut.png": (False, True),
+        "red.png": (True, False),
+        "blue.png": (True, False),
+    }
+
+
+def test_a_photograph_gets_an_uncertain_scene(embedded: Service) -> None:
+    files = [("images", ("brick.png", photograph("brick"), "image/png"))]
+    job = embedded.wait_for(embedded.http.post("/v1/scenes", files=files).json()["id"])
+    prediction = job["result"]["images"][0]["prediction"]
+    assert prediction["domain"]["in_domain"] is False
+    assert prediction["uncertain"] is True

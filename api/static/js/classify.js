@@ -5,7 +5,7 @@ import { $, fill, h, parseList, percent, score, setStatus } from "./dom.js";
 import { csv, downloadButtons } from "./downloads.js";
 import { dropZone, FileSelection, thumbImg } from "./files.js";
 import { JobRunner } from "./jobs.js";
-import { errorCard, meter } from "./results.js";
+import { errorCard, meter, outOfDomainBadge, outOfDomainNotice } from "./results.js";
 
 export function renderClassifyCard(image, thumb) {
   if (image.error) return errorCard(image.filename, thumb, image.error);
@@ -27,6 +27,7 @@ export function renderClassifyCard(image, thumb) {
             { class: "top-scene" },
             h("strong", { class: "top-label", text: top.label }),
             h("span", { class: "confidence", text: percent(top.probability) }),
+            outOfDomainBadge(image.domain),
           )
         : null,
       h(
@@ -122,6 +123,7 @@ export function setupClassify() {
           h("p", { class: "hint", text: result.model }),
           downloadButtons(result, "clipq-classify", classifyCsv),
         ),
+        outOfDomainNotice(result.images.map((image) => image.domain)),
         h(
           "ul",
           { class: "result-grid" },

@@ -62,6 +62,31 @@ export function matcherBlock(matcher, { heading = "Recommended matcher" } = {}) 
   );
 }
 
+/** True when the loaded model's domain check says the image looks like nothing it knows. */
+export function outOfDomain(domain) {
+  return Boolean(domain) && domain.in_domain === false;
+}
+
+export function outOfDomainBadge(domain) {
+  if (!outOfDomain(domain)) return null;
+  return h("span", {
+    class: "badge out-of-domain",
+    text: "out of domain",
+    title: `This image looks like nothing the loaded model knows (similarity ${domain.score.toFixed(2)} to its reference images, below ${domain.threshold.toFixed(2)}): the answer is not meaningful`,
+  });
+}
+
+/** A warning above a batch's results when some of its images are out of the model's domain. */
+export function outOfDomainNotice(domains) {
+  const count = domains.filter(outOfDomain).length;
+  if (!count) return null;
+  return h("p", {
+    class: "notice out-of-domain-notice",
+    role: "status",
+    text: `${count} of ${domains.length} images look like nothing the loaded model knows: their answers are not meaningful. Load a model made for such images (see the model banner above).`,
+  });
+}
+
 export function errorCard(filename, thumb, problem) {
   return h(
     "li",

@@ -5,7 +5,14 @@ import { $, fill, h, percent, sceneLabel, score, setStatus } from "./dom.js";
 import { csv, downloadButtons } from "./downloads.js";
 import { dropZone, FileSelection, thumbImg } from "./files.js";
 import { JobRunner } from "./jobs.js";
-import { errorCard, matcherBlock, meter, speedBadge } from "./results.js";
+import {
+  errorCard,
+  matcherBlock,
+  meter,
+  outOfDomainBadge,
+  outOfDomainNotice,
+  speedBadge,
+} from "./results.js";
 
 export const SCENE_COLOURS = [
   "#6366f1",
@@ -54,13 +61,14 @@ export function renderSceneCard(image, thumb, { open = false } = {}) {
         h("span", { class: "scene-dot", style: { background: sceneColour(p.top_scene) } }),
         h("strong", { class: "scene-name", text: sceneLabel(p.top_scene) }),
         h("span", { class: "confidence", text: percent(p.confidence) }),
-        p.uncertain
+        outOfDomainBadge(p.domain) ??
+        (p.uncertain
           ? h("span", {
               class: "badge uncertain",
               text: "uncertain",
               title: "Low confidence, or a narrow lead over the second scene",
             })
-          : null,
+          : null),
       ),
       meter(p.confidence, `Confidence ${percent(p.confidence)}`),
       h("p", { class: "description", text: p.description }),
@@ -226,6 +234,7 @@ export function renderScenes(result, selection) {
       }),
       downloadButtons(result, "clipq-scenes", scenesCsv),
     ),
+    outOfDomainNotice(result.images.map((i) => i.prediction?.domain)),
     result.summary
       ? renderSummary(
           result.summary,
