@@ -442,6 +442,7 @@ def render_scene(
     max_occlusion: float = 0.25,
     supersample: int | None = None,
     captions: bool = True,
+    tint: np.ndarray | None = None,
 ) -> Scene:
     """A random scene of ``n_objects`` (default: 1 to 6) shapes on a grey background.
 
@@ -450,7 +451,8 @@ def render_scene(
     ``colours`` / ``shapes``: one per object (else random). ``background``: "plain",
     "gradient", "noise", a grey level or an RGB tuple (else random). ``blur``: Gaussian
     radius in pixels (else a light blur on about a quarter of the images). An object may
-    cover at most ``max_occlusion`` of those drawn before it.
+    cover at most ``max_occlusion`` of those drawn before it. ``tint``: an RGB offset added
+    to the background only (``clipcore.lab.nuisance.tint``).
     """
     n = n_objects if n_objects is not None else _sample_n_objects(rng)
     lo, hi = scale_range if scale_range is not None else _scale_range_for(n)
@@ -462,6 +464,8 @@ def render_scene(
         rgb = (background,) * 3 if np.isscalar(background) else background
         bg = np.empty((size, size, 3), np.float32)
         bg[:] = np.asarray(rgb, np.float32)
+    if tint is not None:
+        bg = np.clip(bg + np.asarray(tint, np.float32), 0, 255)
     img = bg
 
     placed: list[dict] = []
@@ -554,6 +558,8 @@ def render_object(
     rotation: float = 0.0,
     background: str | float | tuple = 200,
     seed: int = 0,
+    tint: np.ndarray | None = None,
+    supersample: int | None = None,
 ) -> Scene:
     """One object, fully specified: ``render_object("red", "circle")`` is "a red circle".
 
@@ -566,13 +572,15 @@ def render_object(
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}")
     rng = np.random.default_rng(seed)
-    ss = max(2, math.ceil(256 / size))
+    ss = supersample or max(2, math.ceil(256 / size))
     if isinstance(background, str):
         img = make_background(rng, size, background)
     else:
         rgb = (background,) * 3 if np.isscalar(background) else background
         img = np.empty((size, size, 3), np.float32)
         img[:] = np.asarray(rgb, np.float32)
+    if tint is not None:
+        img = np.clip(img + np.asarray(tint, np.float32), 0, 255)
     r = scale * size / 2
     cx, cy = center[0] * size, center[1] * size
     poly = rotate(shape_polygon(shape, rng), rotation) * r + np.array([cx, cy])
