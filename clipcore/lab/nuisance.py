@@ -87,9 +87,7 @@ FAMILIES: dict[str, Nuisance] = {
 }
 
 
-def random_nuisances(
-    image: Image.Image, rng: np.random.Generator, p: float = 0.35
-) -> Image.Image:
+def random_nuisances(image: Image.Image, rng: np.random.Generator, p: float = 0.35) -> Image.Image:
     """Each family with probability ``p``, in a camera's order (JPEG last)."""
     for name in ("exposure", "cast", "blur", "noise", "jpeg"):
         if rng.random() < p:
