@@ -16,7 +16,8 @@ side as circumscribed diameter, 1-6 objects, the same captions), different code 
 - **Backgrounds** of its own: off-grey plain, vignette (elliptical radial falloff with a
   power law), two-stop gradients (flat beyond the stops, smoothstep between), and smooth
   value noise (quintic-interpolated lattice, two octaves); any of them may carry a mild
-  native colour cast, and ``tint=`` adds an RGB offset to the background alone. Grain is
+  native colour cast (up to 8 levels a channel, on about half of them; ``native_cast=False``
+  draws the same scenes without), and ``tint=`` adds an RGB offset to the background alone. Grain is
   uniform, not Gaussian; the occasional softening is a blended 3 x 3 box filter.
 - **Colour jitter** in OKLab lightness / chroma / hue (hue within 5 degrees: the nearest two
   colours of the palette, red and orange, are 32 degrees apart), so every colour keeps
@@ -232,10 +233,12 @@ def _box(placed: list[np.ndarray] | None, disc: tuple[float, float, float], size
 # ----------------------------------------------------------------------------- backgrounds
 
 
-def _native_cast(rng: np.random.Generator) -> np.ndarray:
-    """A mild per-channel cast on half the backgrounds (at most 8 levels)."""
+def _native_cast(rng: np.random.Generator, on: bool = True) -> np.ndarray:
+    """A mild per-channel cast on half the backgrounds (at most 8 levels); the same draws
+    when ``on`` is False, so that a scene differs only by its cast."""
     if rng.random() < 0.5:
-        return rng.uniform(-8, 8, 3)
+        shift = rng.uniform(-8, 8, 3)
+        return shift if on else np.zeros(3)
     return np.zeros(3)
 
 
@@ -258,13 +261,16 @@ def _value_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def make_background(rng: np.random.Generator, size: int, kind: str | None = None) -> np.ndarray:
-    """A background of one of ``BACKGROUNDS`` (random when ``kind`` is None), H x W x 3."""
+def make_background(
+    rng: np.random.Generator, size: int, kind: str | None = None, cast: bool = True
+) -> np.ndarray:
+    """A background of one of ``BACKGROUNDS`` (random when ``kind`` is None), H x W x 3;
+    ``cast=False`` leaves out the native casts (grey levels only)."""
     kind = kind or str(rng.choice(BACKGROUNDS, p=_BACKGROUND_P))
     yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
     if kind == "plain":
         g = np.full((size, size), rng.uniform(22, 232))
-        rgb = g[:, :, None] + _native_cast(rng)
+        rgb = g[:, :, None] + _native_cast(rng, cast)
     elif kind == "vignette":
         centre = rng.uniform(45, 215)
         edge = np.clip(centre + rng.uniform(-70, 70), 15, 240)
@@ -272,10 +278,10 @@ def make_background(rng: np.random.Generator, size: int, kind: str | None = None
         aspect = rng.uniform(0.7, 1.4)
         d = np.hypot((xx - ox) * aspect, (yy - oy) / aspect) / 0.75
         g = centre + (edge - centre) * np.clip(d, 0, 1) ** rng.uniform(1.5, 3.0)
-        rgb = g[:, :, None] + _native_cast(rng)
+        rgb = g[:, :, None] + _native_cast(rng, cast)
     elif kind == "stops":
-        a = rng.uniform(22, 232) + _native_cast(rng)
-        b = rng.uniform(22, 232) + _native_cast(rng)
+        a = rng.uniform(22, 232) + _native_cast(rng, cast)
+        b = rng.uniform(22, 232) + _native_cast(rng, cast)
         angle = rng.uniform(0, 2 * math.pi)
         t = (xx - 0.5) * math.cos(angle) + (yy - 0.5) * math.sin(angle) + 0.5
         s0, s1 = np.sort(rng.uniform(-0.1, 1.1, 2))
@@ -287,17 +293,17 @@ def make_background(rng: np.random.Generator, size: int, kind: str | None = None
         amp = rng.uniform(8, 35)
         n = _value_noise(rng, size, cells) + 0.5 * _value_noise(rng, size, 2 * cells)
         g = rng.uniform(45, 210) + amp * n
-        rgb = g[:, :, None] + _native_cast(rng)
+        rgb = g[:, :, None] + _native_cast(rng, cast)
     else:
         raise ValueError(f"unknown background {kind!r}")
     return np.clip(np.broadcast_to(rgb, (size, size, 3)), 0, 255).astype(np.float32)
 
 
 def _background(
-    rng: np.random.Generator, size: int, background, tint: np.ndarray | None
+    rng: np.random.Generator, size: int, background, tint: np.ndarray | None, cast: bool = True
 ) -> np.ndarray:
     if background is None or isinstance(background, str):
-        bg = make_background(rng, size, background)
+        bg = make_background(rng, size, background, cast)
     else:
         rgb = (background,) * 3 if np.isscalar(background) else background
         bg = np.empty((size, size, 3), np.float32)
@@ -371,6 +377,7 @@ def render_scene(
     antialias: bool = True,
     samples: int = 4,
     effects: bool = True,
+    native_cast: bool = True,
     captions: bool = True,
 ) -> Scene:
     """A random scene drawn by this renderer; arguments as in ``clipcore.lab.world``.
@@ -378,11 +385,13 @@ def render_scene(
     ``background``: one of ``BACKGROUNDS``, a grey level or an RGB tuple (else random);
     ``tint``: an RGB offset on the background only. ``antialias=False`` samples each pixel
     at its centre and skips the softening and grain (``effects=False`` skips them alone);
-    else ``samples`` x ``samples`` jittered points per pixel.
+    else ``samples`` x ``samples`` jittered points per pixel. ``native_cast=False``: the
+    same scene with grey backgrounds (the mild casts this renderer puts on about half of
+    them left out).
     """
     n = n_objects if n_objects is not None else _n_objects(rng)
     lo, hi = scale_range if scale_range is not None else _default_scale_range(n)
-    img = _decode(_background(rng, size, background, tint))
+    img = _decode(_background(rng, size, background, tint, native_cast))
     occupied = np.zeros((GRID, GRID), bool)
     objs: list[dict] = []
     for k in range(n):

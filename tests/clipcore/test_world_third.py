@@ -270,6 +270,26 @@ def test_backgrounds_tint_and_hard_edges():
     assert len(np.unique(np.asarray(near.image).reshape(-1, 3), axis=0)) == 2
 
 
+def test_native_cast_can_be_left_out():
+    """Same scenes, grey backgrounds: the objects and their masks do not move."""
+    casts = 0
+    for i in range(12):
+        kw = dict(size=64, effects=False, background=world_third.BACKGROUNDS[i % 4])
+        a = world_third.render_scene(np.random.default_rng([i, 5]), **kw)
+        b = world_third.render_scene(np.random.default_rng([i, 5]), native_cast=False, **kw)
+        assert a.captions == b.captions
+        for o, p in zip(a.objects, b.objects, strict=True):
+            assert np.array_equal(o.mask, p.mask) and o.colour == p.colour
+        near = np.any([o.mask for o in b.objects], axis=0)
+        for _ in range(3):  # (thin star tips cover less than half of a pixel or two)
+            near = near | _edge_band(near)
+        bg = ~near  # away from the objects
+        px = np.asarray(b.image, np.int16)[bg]
+        assert np.abs(px - px[:, :1]).max() <= 1  # grey: R = G = B (up to rounding)
+        casts += not np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert casts >= 3
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError):
         world_third.render_object("pink", "circle")
