@@ -32,14 +32,18 @@ import numpy as np
 
 from clipcore.clip_model import LoadedClip, load_clip
 from clipcore.encode import embed_images, embed_texts
-from clipcore.lab import world, world_alt
+from clipcore.lab import world, world_alt, world_third
 
 ZERO_SHOT_SCALES = (0.2, world.MAX_SCALE)
 SMALL_SCALES = (world.MIN_SCALE, 0.2)
 
 
+RENDERERS = {"main": world, "alt": world_alt, "third": world_third}
+
+
 def renderer_module(name: str):
-    return {"main": world, "alt": world_alt}[name]
+    """``main``: the training renderer; ``alt`` and ``third``: independent ones (eval only)."""
+    return RENDERERS[name]
 
 
 def zero_shot_set(
@@ -203,10 +207,7 @@ ROWS = [
 def table(results: dict, renderers) -> str:
     head = (
         "| measure | "
-        + " | ".join(
-            f"{r} renderer ({'clipcore.lab.world' if r == 'main' else 'clipcore.lab.world_alt'})"
-            for r in renderers
-        )
+        + " | ".join(f"{r} renderer ({RENDERERS[r].__name__})" for r in renderers)
         + " |"
     )
     lines = [head, "|---" * (len(renderers) + 1) + "|"]

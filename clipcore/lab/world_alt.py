@@ -32,7 +32,14 @@ from clipcore.lab.world import (
     make_captions,
 )
 
-__all__ = ["COLOURS", "SHAPES", "generate_scenes", "render_object", "render_scene"]
+__all__ = [
+    "BACKGROUNDS",
+    "COLOURS",
+    "SHAPES",
+    "generate_scenes",
+    "render_object",
+    "render_scene",
+]
 
 
 # ----------------------------------------------------------------------------- distances
@@ -93,9 +100,16 @@ def _signed_distance(
 
 
 def _coverage(
-    shape: str, size: int, cx: float, cy: float, r: float, rotation: float, rng: np.random.Generator
+    shape: str,
+    size: int,
+    cx: float,
+    cy: float,
+    r: float,
+    rotation: float,
+    rng: np.random.Generator,
+    antialias: bool = True,
 ) -> np.ndarray:
-    """Coverage 0..1 over the whole image: a one-pixel ramp across the edge."""
+    """Coverage 0..1 over the whole image: a one-pixel ramp across the edge (else 0 or 1)."""
     x0, x1 = max(int(cx - r) - 2, 0), min(int(cx + r) + 3, size)
     y0, y1 = max(int(cy - r) - 2, 0), min(int(cy + r) + 3, size)
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
@@ -105,7 +119,7 @@ def _coverage(
     py = dx * math.sin(t) + dy * math.cos(t)
     d = _signed_distance(shape, px, py, r, rng)
     cov = np.zeros((size, size), np.float32)
-    cov[y0:y1, x0:x1] = np.clip(0.5 - d, 0.0, 1.0)
+    cov[y0:y1, x0:x1] = np.clip(0.5 - d, 0.0, 1.0) if antialias else d < 0
     return cov
 
 
@@ -129,8 +143,11 @@ def _binomial_blur(a: np.ndarray, passes: int) -> np.ndarray:
     return a
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    kind = rng.integers(4)
+BACKGROUNDS: tuple[str, ...] = ("plain", "linear", "radial", "noise")
+
+
+def _background(rng: np.random.Generator, size: int, kind: str | None = None) -> np.ndarray:
+    kind = rng.integers(4) if kind is None else BACKGROUNDS.index(kind)
     yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size
     if kind == 0:  # plain
         g = np.full((size, size), rng.uniform(25, 230))
@@ -155,6 +172,21 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.repeat(np.clip(g, 0, 255)[:, :, None], 3, 2).astype(np.float32)
 
 
+def _plain_or(
+    rng: np.random.Generator, size: int, background, tint: np.ndarray | None
+) -> np.ndarray:
+    """The background asked for (a kind, a grey level, an RGB tuple; None: random), tinted."""
+    if background is None or isinstance(background, str):
+        img = _background(rng, size, background)
+    else:
+        rgb = (background,) * 3 if np.isscalar(background) else background
+        img = np.empty((size, size, 3), np.float32)
+        img[:] = np.asarray(rgb, np.float32)
+    if tint is not None:
+        img = np.clip(img + np.asarray(tint, np.float32), 0, 255)
+    return img
+
+
 # ----------------------------------------------------------------------------- scenes
 
 
@@ -166,14 +198,22 @@ def render_scene(
     scale_range: tuple[float, float] | None = None,
     colours: list[str] | None = None,
     shapes: list[str] | None = None,
+    background: str | float | tuple | None = None,
+    tint: np.ndarray | None = None,
+    antialias: bool = True,
     captions: bool = True,
 ) -> Scene:
-    """A random scene drawn by this renderer; arguments as in ``clipcore.lab.world``."""
+    """A random scene drawn by this renderer; arguments as in ``clipcore.lab.world``.
+
+    ``background``: one of ``BACKGROUNDS``, a grey level or an RGB tuple (else random);
+    ``tint``: an RGB offset on the background only; ``antialias=False``: hard edges and no
+    final blur.
+    """
     n = n_objects if n_objects is not None else int(rng.integers(1, 7))
     if scale_range is None:
         scale_range = (MIN_SCALE, MAX_SCALE if n == 1 else max(0.25, 0.75 / math.sqrt(n)))
     lo, hi = scale_range
-    img = _background(rng, size)
+    img = _plain_or(rng, size, background, tint)
     discs: list[tuple[float, float, float]] = []
     objs: list[dict] = []
     for k in range(n):
@@ -192,7 +232,7 @@ def render_scene(
             continue
         discs.append((cx, cy, r))
         rot = rng.uniform(0, 360)
-        cov = _coverage(shape, size, cx, cy, r, rot, rng)
+        cov = _coverage(shape, size, cx, cy, r, rot, rng, antialias)
         rgb = _colour(rng, colour)
         for o in objs:
             o["visible"] *= 1 - cov
@@ -208,7 +248,7 @@ def render_scene(
             )
         )
         img = img * (1 - cov[:, :, None]) + rgb * cov[:, :, None]
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and antialias:
         img = _binomial_blur(img, 1)
     image = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
     objects = []
@@ -232,16 +272,16 @@ def render_object(
     scale: float = 0.5,
     center: tuple[float, float] = (0.5, 0.5),
     rotation: float = 0.0,
-    background: float | tuple = 200,
+    background: str | float | tuple = 200,
     seed: int = 0,
+    tint: np.ndarray | None = None,
+    antialias: bool = True,
 ) -> Scene:
-    """One fully specified object on a plain background (as ``world.render_object``)."""
+    """One fully specified object (as ``world.render_object``; default plain grey 200)."""
     rng = np.random.default_rng(seed)
-    rgb_bg = (background,) * 3 if np.isscalar(background) else background
-    img = np.empty((size, size, 3), np.float32)
-    img[:] = np.asarray(rgb_bg, np.float32)
+    img = _plain_or(rng, size, background, tint)
     cx, cy, r = center[0] * size, center[1] * size, scale * size / 2
-    cov = _coverage(shape, size, cx, cy, r, rotation, rng)
+    cov = _coverage(shape, size, cx, cy, r, rotation, rng, antialias)
     img = img * (1 - cov[:, :, None]) + _colour(rng, colour) * cov[:, :, None]
     image = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
     ys, xs = np.nonzero(cov > 0.02)

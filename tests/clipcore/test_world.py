@@ -8,10 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from clipcore.lab import world, world_alt
+from clipcore.lab import world, world_alt, world_third
 from clipcore.lab.world import COLOURS, SHAPES, Claim, ClaimItem, claim_holds
 
-RENDERERS = [world, world_alt]
+RENDERERS = [world, world_alt, world_third]
+IDS = ["main", "alt", "third"]
 
 
 def test_palette_and_shapes():
@@ -23,7 +24,7 @@ def test_palette_and_shapes():
     assert world.zero_shot_prompts()[0] == "a photo of a red circle."
 
 
-@pytest.mark.parametrize("mod", RENDERERS, ids=["main", "alt"])
+@pytest.mark.parametrize("mod", RENDERERS, ids=IDS)
 def test_deterministic_from_seed(mod):
     a = mod.generate_scenes(7, 5, size=64)
     b = mod.generate_scenes(7, 3, size=64)  # scene i does not depend on count
@@ -37,7 +38,7 @@ def test_deterministic_from_seed(mod):
     )
 
 
-@pytest.mark.parametrize("mod", RENDERERS, ids=["main", "alt"])
+@pytest.mark.parametrize("mod", RENDERERS, ids=IDS)
 def test_scenes_are_consistent(mod):
     for scene in mod.generate_scenes(3, 40, size=128):
         assert scene.image.mode == "RGB" and scene.image.size == (128, 128)
@@ -69,7 +70,7 @@ def test_object_counts_and_sizes_cover_the_spec():
     assert {o.shape for s in scenes for o in s.objects} == set(SHAPES)
 
 
-@pytest.mark.parametrize("mod", RENDERERS, ids=["main", "alt"])
+@pytest.mark.parametrize("mod", RENDERERS, ids=IDS)
 @pytest.mark.parametrize("colour", list(COLOURS))
 def test_render_object_colour(mod, colour):
     scene = mod.render_object(colour, "square", size=96, scale=0.6)
@@ -78,7 +79,7 @@ def test_render_object_colour(mod, colour):
     assert scene.captions[0] == f"a photo of {world.article(colour)} {colour} square"
 
 
-@pytest.mark.parametrize("mod", RENDERERS, ids=["main", "alt"])
+@pytest.mark.parametrize("mod", RENDERERS, ids=IDS)
 def test_render_object_geometry(mod):
     size, scale = 128, 0.5
     r = scale * size / 2
@@ -104,13 +105,40 @@ def test_render_object_geometry(mod):
     assert (rotated.box[2] - rotated.box[0]) > (square.box[2] - square.box[0]) * 1.2
 
 
-def test_renderers_differ_in_pixels_but_agree_in_content():
+@pytest.mark.parametrize("other", [world_alt, world_third], ids=IDS[1:])
+def test_renderers_differ_in_pixels_but_agree_in_content(other):
     a = np.asarray(world.render_object("purple", "star", scale=0.6).image, dtype=np.float32)
-    b = np.asarray(world_alt.render_object("purple", "star", scale=0.6).image, dtype=np.float32)
+    b = np.asarray(other.render_object("purple", "star", scale=0.6).image, dtype=np.float32)
     assert not np.array_equal(a, b)
     ma = world.render_object("purple", "star", scale=0.6).objects[0].mask
-    mb = world_alt.render_object("purple", "star", scale=0.6).objects[0].mask
+    mb = other.render_object("purple", "star", scale=0.6).objects[0].mask
     assert np.logical_and(ma, mb).sum() / np.logical_or(ma, mb).sum() > 0.8
+
+
+# How each renderer is asked for the robustness study's cases (clipcore.lab.robustness).
+HARD_EDGES = {world: {"supersample": 1, "blur": 0.0}, world_alt: {"antialias": False}}
+HARD_EDGES[world_third] = {"antialias": False}
+
+
+@pytest.mark.parametrize("mod", RENDERERS, ids=IDS)
+def test_plain_rgb_background_tint_and_hard_edges(mod):
+    rng = np.random.default_rng(4)
+    bg = (110.0, 131.0, 97.0)  # a grey with a cast
+    scene = mod.render_scene(rng, size=64, n_objects=1, background=bg, scale_range=(0.2, 0.4))
+    corner = np.asarray(scene.image, dtype=np.float32)[0, 0]
+    assert np.abs(corner - np.array(bg)).max() <= 12  # (the renderer's own grain aside)
+    plain = mod.render_object("red", "circle", size=64, background=128)
+    tinted = mod.render_object("red", "circle", size=64, background=128, tint=(15, -12, 4))
+    a, b = np.asarray(plain.image, np.int16), np.asarray(tinted.image, np.int16)
+    assert (b[0, 0] - a[0, 0]).tolist() == [15, -12, 4]  # the background moves
+    assert (b[32, 32] == a[32, 32]).all()  # the object does not
+    hard = mod.render_scene(
+        np.random.default_rng(5), size=52, n_objects=1, background=90, **HARD_EDGES[mod]
+    )
+    levels = np.unique(np.asarray(hard.image).reshape(-1, 3), axis=0)
+    # two colours: hard edges (world adds sensor noise to some images, not to this one)
+    assert len(levels) == 2
+    assert hard.objects[0].mask.any()
 
 
 def _obj(colour, shape, size=0.3, center=(0.5, 0.5)):
