@@ -28,11 +28,15 @@ _DESCRIPTIONS = {
 }
 
 
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+def problems(
+    *codes: int, descriptions: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """Problem responses of an operation; ``descriptions`` words a code for this operation."""
+    worded = {**_DESCRIPTIONS, **(descriptions or {})}
     return {
         code: {
             "model": Problem,
-            "description": _DESCRIPTIONS[code],
+            "description": worded[code],
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for code in codes

@@ -108,3 +108,8 @@ class ClipCache:
             if key not in self._models:
                 self._models[key] = load_clip(spec, device, domain_reference)
             return self._models[key]
+
+    def loaded(self, spec: str, device: str = "auto") -> LoadedClip | None:
+        """The model of ``spec`` if this process has loaded it already; never loads."""
+        with self._lock:
+            return self._models.get((spec, device))

@@ -25,6 +25,7 @@ from clipq.contracts.collections import (
     SearchResult,
 )
 from clipq.contracts.jobs import Job, ScenesResult
+from clipq.contracts.models import ModelList
 from clipq.errors import RelayedProblem
 
 CHUNK = 200  # images per job: well under the service's default limit of 500
@@ -46,6 +47,10 @@ class ClipqClient:
         if bar is not None:
             bar.show(job)
         return job
+
+    def models(self) -> ModelList:
+        """The models the service's live workers serve (``GET /v1/models``)."""
+        return ModelList.model_validate_json(self._check(self.http.get("/v1/models")).content)
 
     def scenes(
         self,

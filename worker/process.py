@@ -35,6 +35,7 @@ def start_pool_process(**_: object) -> None:
         try:
             loaded = runtime.clip()
             runtime.detector()
+            runtime.description()  # reads the model's domain.json: a broken one is said here
             log.info(
                 "loaded %s and detector %s on %s",
                 loaded.model_id,
@@ -53,11 +54,17 @@ def heartbeat_name() -> str:
 
 
 def start_heartbeat(model: str) -> None:
+    """Beat every few seconds with what this process runs: its name, the model setting and,
+    once its CLIP is loaded, the model's description (``GET /v1/models`` and the page show
+    it)."""
     name = heartbeat_name()
-    info = {"name": name, "model": model}
+    described = Description()
 
     def beat() -> None:
         while not _stop.is_set():
+            info: dict[str, object] = {"name": name, "model": model}
+            if (description := described.get()) is not None:
+                info["description"] = description
             try:
                 runtime.store().heartbeat(name, info)
                 reap_stale_jobs()
@@ -66,6 +73,27 @@ def start_heartbeat(model: str) -> None:
             _stop.wait(WORKER_HEARTBEAT_SECONDS)
 
     threading.Thread(target=beat, name="clipq-heartbeat", daemon=True).start()
+
+
+class Description:
+    """The models' description as JSON, made once the CLIP is loaded (at once when preloaded;
+    after a lazy worker's first job otherwise). A broken domain.json is logged once."""
+
+    def __init__(self) -> None:
+        self.value: dict[str, object] | None = None
+        self.failed = False
+
+    def get(self) -> dict[str, object] | None:
+        if self.value is None and not self.failed:
+            try:
+                description = runtime.description()
+            except ClipqError as exc:
+                log.error("the model cannot be described: %s", exc.detail)
+                self.failed = True
+                return None
+            if description is not None:
+                self.value = description.model_dump(mode="json")
+        return self.value
 
 
 @worker_process_shutdown.connect

@@ -13,6 +13,7 @@ from clipcore.clip_model import ClipCache, LoadedClip, select_device
 from clipcore.detector import load_detector
 from clipcore.encode import EmbeddingCache
 from clipcore.errors import ModelLoadError
+from clipcore.model_card import ModelDescription, describe_clip
 from clipq.metrics import record_batch
 from clipq.settings import get_settings
 from clipq.store.collections import Collections
@@ -93,6 +94,20 @@ def clip() -> LoadedClip:
     if settings.fault_oom_above_batch >= 0:
         _inject_oom(loaded, settings.fault_oom_above_batch)
     return loaded
+
+
+def description() -> ModelDescription | None:
+    """What this process serves, once its CLIP is loaded; None before (a lazy worker's first
+    job loads it). :class:`ModelLoadError` when the model's domain.json is broken."""
+    settings = get_settings()
+    if clip_cache().loaded(settings.clip_model, settings.device) is None:
+        return None
+    return _description(settings.clip_model, settings.device, settings.resolved_detector_model)
+
+
+@cache
+def _description(spec: str, device: str, detector_spec: str) -> ModelDescription:
+    return describe_clip(clip_cache().get(spec, device), spec, detector_spec)
 
 
 def _inject_oom(loaded: LoadedClip, limit: int) -> None:

@@ -7,6 +7,7 @@ import { setupApiKey, UNREACHABLE } from "./js/api.js";
 import { setupClassify } from "./js/classify.js";
 import { loadCollections, setupCollections } from "./js/collections.js";
 import { $ } from "./js/dom.js";
+import { loadModels, setupModels } from "./js/models.js";
 import { loadSceneTypes, setupScenes } from "./js/scenes.js";
 
 function setupTabs() {
@@ -62,7 +63,12 @@ setupApiKey();
 setupScenes();
 setupClassify();
 setupCollections();
+setupModels();
 setupTabs();
+loadModels();
 loadSceneTypes();
 checkService();
-setInterval(checkService, 20000);
+setInterval(() => {
+  checkService();
+  loadModels(); // redrawn only when the answer changes (a worker started, a rollout)
+}, 20000);

@@ -17,6 +17,7 @@ training one, mixing one-object images and cluttered scenes:
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,11 +26,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clipcore.batching import Upload
 from clipcore.clip_model import LoadedClip, load_clip
+from clipcore.detector import load_detector
 from clipcore.encode import embed_images, embed_texts
+from clipcore.ingest import CropSettings, prepare_images
 from clipcore.lab import nuisance, world, world_alt
 from clipcore.lab.photos import photographs
-from clipcore.search_decision import MatchDecision, NullScores, null_prompts, null_scores
+from clipcore.lab.retrieval_eval import build_index
+from clipcore.retrieval import CollectionIndex, collection_nulls, score_images
+from clipcore.schemas import CropBackground, RerankMode
+from clipcore.search_decision import MatchDecision, NullScores, null_prompts
 
 OFF_TOPIC = (
     # other domains
@@ -80,7 +87,7 @@ OFF_TOPIC = (
 @dataclass
 class Collection:
     renderer: str
-    embeddings: torch.Tensor  # (n, dim)
+    index: CollectionIndex
     scenes: list[world.Scene]
     queries: list[str]  # in-domain queries, each describing at least one scene
     claims: list[world.Claim]
@@ -97,8 +104,13 @@ def _renderer(name: str):
     return world_third
 
 
-def build_collection(clip: LoadedClip, renderer: str, seed: int, size: int = 60) -> Collection:
-    """A third one-object images, the rest 2-6 object scenes; in-domain queries from them."""
+def build_collection(
+    clip: LoadedClip, detector, renderer: str, seed: int, size: int = 60
+) -> Collection:
+    """A third one-object images, the rest 2-6 object scenes; in-domain queries from them.
+
+    With a ``detector`` the collection is ingested as the service does (region crops).
+    """
     module = _renderer(renderer)
     rng = np.random.default_rng([50_000, seed])
     singles = size // 3
@@ -122,20 +134,39 @@ def build_collection(clip: LoadedClip, renderer: str, seed: int, size: int = 60)
         queries.append(scene.captions[pick])
         claims.append(scene.claims[pick])
         kinds.append(kind)
-    embeddings = embed_images(clip, [s.image for s in scenes])
-    return Collection(renderer, embeddings, scenes, queries, claims, kinds)
+    if detector is None:
+        index = CollectionIndex()
+        embeddings = embed_images(clip, [s.image for s in scenes])
+        no_crops = torch.empty(0, 0)
+        index.extend([str(i) for i in range(size)], embeddings, no_crops, torch.empty(0), 1)
+    else:
+        uploads = [Upload(f"{i}.png", str(i), _png(s.image)) for i, s in enumerate(scenes)]
+        crops = CropSettings(8, 0.5, CropBackground.keep, 2.0)
+        prepared = prepare_images(
+            clip, detector, uploads, crops=crops, batch_size=32, max_pixels=10**8
+        )
+        index = build_index(prepared)  # type: ignore[arg-type]
+    return Collection(renderer, index, scenes, queries, claims, kinds)
 
 
-def no_match_study(clip: LoadedClip, collections: Sequence[Collection]) -> dict:
-    """Per query: its best score, the collection's null statistics, and whether top-1 is right."""
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def no_match_study(
+    clip: LoadedClip, collections: Sequence[Collection], rerank: RerankMode
+) -> list[dict]:
+    """Per query: its best score, the collection's null statistics, whether top-1 is right."""
     off = embed_texts(clip, list(OFF_TOPIC))
-    null_texts = embed_texts(clip, list(null_prompts()))
+    nulls = embed_texts(clip, list(null_prompts()))
     rows = []
     for collection in collections:
-        nulls = null_scores((null_texts @ collection.embeddings.T).max(dim=1).values)
+        statistics = collection_nulls(collection.index, nulls, rerank)
         inside = embed_texts(clip, collection.queries)
         for kind, texts, matrix in (("in", collection.queries, inside), ("off", OFF_TOPIC, off)):
-            scores = matrix @ collection.embeddings.T
+            scores, *_ = score_images(collection.index, matrix, rerank)
             best, top = scores.max(dim=1)
             for j, text in enumerate(texts):
                 row = {
@@ -143,15 +174,15 @@ def no_match_study(clip: LoadedClip, collections: Sequence[Collection]) -> dict:
                     "query": text,
                     "renderer": collection.renderer,
                     "best": float(best[j]),
-                    "null_mean": nulls.mean,
-                    "null_std": nulls.std,
+                    "null_mean": statistics.mean,
+                    "null_std": statistics.std,
                 }
                 if kind == "in":
                     scene = collection.scenes[int(top[j])]
                     row["right"] = scene.describes(collection.claims[j])
                     row["query_kind"] = collection.kinds[j]
                 rows.append(row)
-    return {"rows": rows}
+    return rows
 
 
 def _nulls(row: dict) -> NullScores:
@@ -221,18 +252,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--collections", type=int, default=12)
     parser.add_argument("--renderers", default="main,alt,third")
+    parser.add_argument("--rerank", choices=["none", "crops"], default="none")
+    parser.add_argument("--detector", default="embedded", help="for --rerank crops")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     clip = load_clip(args.model, "cpu")
+    rerank = RerankMode(args.rerank)
+    detector = load_detector(args.detector, "cpu") if rerank == RerankMode.crops else None
     renderers = args.renderers.split(",")
     collections = [
-        build_collection(clip, renderers[i % len(renderers)], i) for i in range(args.collections)
+        build_collection(clip, detector, renderers[i % len(renderers)], i)
+        for i in range(args.collections)
     ]
-    rows = no_match_study(clip, collections)["rows"]
+    rows = no_match_study(clip, collections, rerank)
     z_curve = curves(rows, [0.0, 1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0])
     fixed = fixed_curves(rows, [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6])
-    print(f"{len(collections)} collections ({', '.join(renderers)}), {len(rows)} queries")
+    print(
+        f"{len(collections)} collections ({', '.join(renderers)}), {len(rows)} queries, "
+        f"rerank {rerank}"
+    )
     print("calibrated (z over the collection's null scores):")
     for c in z_curve:
         print(

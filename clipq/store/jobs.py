@@ -35,9 +35,10 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from redis.typing import EncodableT, FieldT
 
+from clipcore.model_card import ModelDescription
 from clipcore.problem import Problem
 from clipq.contracts.jobs import (
     Job,
@@ -48,6 +49,7 @@ from clipq.contracts.jobs import (
     Progress,
     result_from_json,
 )
+from clipq.contracts.models import ServedModel
 from clipq.store.collections import TENANT_PREFIX, tenant_key
 from clipq.store.events import RECHECK_SECONDS, JobEvents, events_channel
 
@@ -296,6 +298,28 @@ class ApiStore:
         """Workers that sent a heartbeat in the last ``WORKER_HEARTBEAT_TTL`` seconds."""
         return int(await self.redis.zcount(WORKERS_KEY, time.time() - WORKER_HEARTBEAT_TTL, "+inf"))
 
+    async def served_models(self) -> tuple[int, list[ServedModel]]:
+        """The live workers, and the models they serve: one entry per distinct description
+        with how many serve it, most served first. A worker that has not described its model
+        (still loading it) counts as alive but serves nothing yet."""
+        fresh = await self.redis.zrangebyscore(
+            WORKERS_KEY, time.time() - WORKER_HEARTBEAT_TTL, "+inf"
+        )
+        names = [name for name in map(_text, fresh) if name]
+        if not names:
+            return 0, []
+        served: dict[str, int] = {}
+        for info in await self.redis.mget([worker_key(name) for name in names]):
+            description = _description(info)
+            if description is not None:
+                key = description.model_dump_json()
+                served[key] = served.get(key, 0) + 1
+        ranked = sorted(served.items(), key=lambda item: -item[1])  # stable: first seen first
+        return len(names), [
+            ServedModel.model_validate({**json.loads(key), "workers": count})
+            for key, count in ranked
+        ]
+
 
 class WorkerStore:
     """What a worker does with Redis (synchronous, from inside Celery tasks)."""
@@ -422,14 +446,26 @@ class WorkerStore:
         fresh = self.redis.zrangebyscore(WORKERS_KEY, time.time() - WORKER_HEARTBEAT_TTL, "+inf")
         return [name for name in map(_text, fresh) if name and name.startswith(hostname + "/")]
 
-    def heartbeat(self, name: str, info: dict[str, str]) -> None:
-        """``name`` (host/pid) is alive; ``info`` says what it runs."""
+    def heartbeat(self, name: str, info: Mapping[str, object]) -> None:
+        """``name`` (host/pid) is alive; ``info`` (JSON) says what it runs."""
         moment = time.time()
         pipe = self.redis.pipeline(transaction=False)
         pipe.zadd(WORKERS_KEY, {name: moment})
         pipe.zremrangebyscore(WORKERS_KEY, "-inf", moment - WORKER_HEARTBEAT_TTL)
         pipe.set(worker_key(name), json.dumps(info), ex=WORKER_HEARTBEAT_TTL)
         pipe.execute()
+
+
+def _description(info: object) -> ModelDescription | None:
+    """The model description in a worker's heartbeat, if it has one that this API can read."""
+    text = _text(info)
+    if not text:
+        return None
+    try:
+        described = json.loads(text).get("description")
+        return ModelDescription.model_validate(described) if described else None
+    except (ValueError, AttributeError, ValidationError):  # an older or newer worker's shape
+        return None
 
 
 def _out_of_attempts(max_attempts: int) -> str:

@@ -371,3 +371,21 @@ def test_the_cli_sends_its_key(secured: Service, tmp_path: Path) -> None:
     assert mine.returncode == 0 and "red.png" in mine.stdout, mine.stderr
     scenes = run("scenes", "-q", "--server", secured.base_url, "--api-key", KEY_A, str(picture))
     assert scenes.returncode == 0 and scenes.stdout.startswith("red.png"), scenes.stderr
+
+
+def test_models_need_a_key_and_name_the_model_the_workers_run(secured: Service) -> None:
+    refused = secured.http.get("/v1/models")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    listing = secured.http.get("/v1/models", headers=auth(KEY_A)).json()
+    assert listing["workers"] == 1
+    [model] = listing["models"]
+    # This service runs a random CLIP and detector from folders: a general CLIP, no domain.
+    assert model["id"] == secured.env["CLIPQ_CLIP_MODEL"] and model["kind"] == "clip"
+    assert model["input_size"] == 32 and model["knows"] is None and model["advice"] is None
+    assert model["detector"] == {
+        "id": secured.env["CLIPQ_DETECTOR_MODEL"],
+        "kind": "custom",
+        "summary": f"A Mask R-CNN loaded from {secured.env['CLIPQ_DETECTOR_MODEL']}.",
+    }
+    assert socket.gethostname() not in json.dumps(listing)  # workers by count, never by name

@@ -58,6 +58,24 @@ export function classifyCsv(result) {
   return csv(rows);
 }
 
+/**
+ * An example from the model banner: its pictures go into this tab's file input, its labels and
+ * template into their fields, and it is classified at once (one click, a meaningful answer).
+ */
+export function classifyExample(files, labels, template) {
+  $("#tab-classify").click();
+  if ($("#classify-drop").getAttribute("aria-disabled") === "true")
+    return setStatus($("#classify-status"), "A job is running: wait for it or cancel it.", "warn");
+  $("#classify-labels").value = labels.join(", ");
+  $("#classify-template").value = template;
+  const input = $("#classify-files");
+  const transfer = new DataTransfer();
+  for (const file of files) transfer.items.add(file);
+  input.files = transfer.files;
+  input.dispatchEvent(new Event("change")); // the drop zone's own path: the selection, the button
+  $("#classify-form").requestSubmit();
+}
+
 export function setupClassify() {
   const form = $("#classify-form");
   const zone = $("#classify-drop");
