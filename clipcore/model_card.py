@@ -100,6 +100,11 @@ class ModelDescription(BaseModel):
         description="What to set for photographs when what is loaded cannot read them; null "
         "otherwise."
     )
+    domain_check: str | None = Field(
+        None,
+        description="What each result's 'domain' check compares images with (the model's "
+        "reference images); null when the model has none and results carry no check.",
+    )
     detector: DetectorDescription
 
 
@@ -197,7 +202,7 @@ def describe_clip(clip: LoadedClip, spec: str, detector_spec: str) -> ModelDescr
     """
     config = clip.model.config
     source = Path(str(clip.model.name_or_path))
-    return describe(
+    description = describe(
         spec=spec,
         model_id=clip.model_id,
         folder=source if source.is_dir() else None,
@@ -205,3 +210,6 @@ def describe_clip(clip: LoadedClip, spec: str, detector_spec: str) -> ModelDescr
         embedding_dim=int(config.projection_dim),
         detector_spec=detector_spec,
     )
+    if clip.domain is not None:
+        description.domain_check = clip.domain.made_from
+    return description

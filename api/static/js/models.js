@@ -147,6 +147,13 @@ function modelBlock(model) {
         `${model.detector.id} (${kindName(model.detector.kind)})`,
         model.detector.summary,
       ),
+      fact(
+        "Domain check",
+        model.domain_check ? "on" : "off",
+        model.domain_check
+          ? `Each result says whether the image looks like the model's reference images: ${model.domain_check}`
+          : "This model has no reference images (CLIPQ_CLIP_DOMAIN_REFERENCE): results carry no domain check",
+      ),
       fact("Workers", String(model.workers)),
     ),
     model.knows?.summary && demo
