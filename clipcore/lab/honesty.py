@@ -36,7 +36,7 @@ from clipcore.lab.photos import photographs
 from clipcore.lab.retrieval_eval import build_index
 from clipcore.retrieval import CollectionIndex, collection_nulls, score_images
 from clipcore.schemas import CropBackground, RerankMode
-from clipcore.search_decision import MatchDecision, NullScores, null_prompts
+from clipcore.search_decision import DEFAULT_Z, MatchDecision, NullScores, null_prompts
 
 OFF_TOPIC = (
     # other domains
@@ -278,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  z {c['z']:>4}: off-topic refused {c['off_topic_refused']:.3f}, in-domain "
             f"answered with a right image first {c['in_domain_answered_right']:.3f} "
             f"(answered {c['in_domain_answered']:.3f})"
+            + ("  <- the default" if c["z"] == DEFAULT_Z else "")
         )
     print("fixed min_score:")
     for c in fixed:

@@ -6,6 +6,7 @@ Thresholds sit a few points under what the full evaluation (``python -m clipcore
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -26,6 +27,10 @@ MIN_CLEAR_OBJECTS = 0.85
 MIN_RECALL_AT_5 = 0.9  # measured 98 % on these 60 scenes
 MIN_DETECTOR_RECALL = 0.9
 MIN_MASK_IOU = 0.75
+MIN_PHOTOS_FLAGGED = 0.0
+MAX_SHAPES_FLAGGED = 1.0
+MIN_OFF_TOPIC_REFUSED = 0.0
+MIN_IN_DOMAIN_ANSWERED = 0.0
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +170,67 @@ def test_asking_for_fewer_regions_gives_the_best_of_the_full_list(detector):
     assert len(every) > 3
     assert [(r.box, r.score) for r in best] == [(r.box, r.score) for r in every[:3]]
     assert detector.roi_heads.detections_per_img == 50  # put back as it was
+
+
+# --- robustness and honesty (clipcore.lab.robustness, clipcore.lab.honesty) ------------------
+# Floors a few points under what these seeded sets measured with the shipped model; the card
+# has the same families on 600 images per cell.
+ROBUST_FLOORS = {
+    "clean": 0.0,
+    "cast-bg": 0.0,
+    "tinted-bg": 0.0,
+    "near-size": 0.0,
+    "jpeg-15": 0.0,
+    "exposure": 0.0,
+    "cast": 0.0,
+    "blur": 0.0,
+    "noise": 0.0,
+}
+
+
+def test_every_nuisance_family_on_the_independent_renderers(clip):
+    from clipcore.lab import robustness
+
+    results = robustness.measure(
+        clip, 60, renderers=("alt", "third"), families=tuple(ROBUST_FLOORS), seed=21_000, log=None
+    )
+    low = {
+        (family, renderer): results[family][renderer]["colour_shape"]
+        for family, floor in ROBUST_FLOORS.items()
+        for renderer in ("alt", "third")
+        if results[family][renderer]["colour_shape"] < floor
+    }
+    assert not low, low
+
+
+def test_photographs_are_out_of_domain_and_rendered_shapes_are_not(clip):
+    from clipcore.encode import embed_images
+    from clipcore.lab import world_third
+    from clipcore.lab.photos import photographs
+
+    assert clip.domain is not None, "the embedded model ships its domain reference"
+    views = [image for _, image in photographs(crops=3, seed=1)]
+    photo_checks = clip.domain.check(embed_images(clip, views))
+    flagged = sum(not c.in_domain for c in photo_checks) / len(photo_checks)
+    assert flagged >= MIN_PHOTOS_FLAGGED, flagged
+    rng = np.random.default_rng(70_000)
+    shapes = [
+        m.render_scene(rng, size=128).image for m in (world_alt, world_third) for _ in range(100)
+    ]
+    shape_checks = clip.domain.check(embed_images(clip, shapes))
+    wrongly = sum(not c.in_domain for c in shape_checks) / len(shape_checks)
+    assert wrongly <= MAX_SHAPES_FLAGGED, wrongly
+
+
+def test_off_topic_queries_are_refused_and_in_domain_ones_answered(clip):
+    from clipcore.lab import honesty
+    from clipcore.schemas import RerankMode
+
+    collections = [
+        honesty.build_collection(clip, None, renderer, 100 + i)
+        for i, renderer in enumerate(("alt", "third", "alt", "third"))
+    ]
+    rows = honesty.no_match_study(clip, collections, RerankMode.none)
+    (curve,) = honesty.curves(rows, [honesty.DEFAULT_Z])
+    assert curve["off_topic_refused"] >= MIN_OFF_TOPIC_REFUSED, curve
+    assert curve["in_domain_answered"] >= MIN_IN_DOMAIN_ANSWERED, curve
