@@ -57,3 +57,33 @@ def test_a_folder_without_reference_has_none(tmp_path: Path) -> None:
     assert load_reference(tmp_path) is None
     (tmp_path / "domain.json").write_text(json.dumps({"kind": "clip"}))
     assert load_reference(tmp_path) is None
+
+
+def test_a_reference_built_from_a_folder_of_images(tmp_path: Path) -> None:
+    """``python -m clipcore.domain``, as an operator runs it for their own CLIP and images."""
+    import numpy as np
+
+    from clipcore.clip_model import load_clip
+    from clipcore.domain import main
+    from clipcore.encode import embed_images
+    from clipcore.lab import world_alt, world_third
+    from clipcore.lab.photos import photographs
+
+    images = tmp_path / "ordinary"
+    images.mkdir()
+    rng = np.random.default_rng(80_000)
+    for i in range(300):
+        world_alt.render_scene(rng, size=96).image.save(images / f"{i}.png")
+    (images / "notes.txt").write_text("not an image")
+    out = tmp_path / "reference"
+    assert main(["--clip", "embedded", "--images", str(images), "--out", str(out)]) == 0
+    described = json.loads((out / "domain.json").read_text())
+    assert described["reference"]["images"] == 300
+    clip = load_clip("embedded", "cpu", domain_reference=str(out))
+    assert clip.domain is not None and clip.domain.made_from.startswith("300 images")
+    others = [world_third.render_scene(rng, size=96).image for _ in range(100)]
+    flagged = sum(not c.in_domain for c in clip.domain.check(embed_images(clip, others)))
+    assert flagged <= 10  # images like the reference, drawn by other code
+    views = [image for _, image in photographs(crops=1)]
+    photos = sum(not c.in_domain for c in clip.domain.check(embed_images(clip, views)))
+    assert photos >= 0.5 * len(views)  # a small reference; the shipped one flags more
