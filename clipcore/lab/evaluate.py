@@ -1,7 +1,7 @@
 """Evaluate clipq's CLIP and detector on held-out generated images.
 
 ``python -m clipcore.lab.evaluate [--clip PATH] [--detector SPEC] [--count 600] [--seed 12345]
-[--renderer main|alt|both] [--write-cards]`` prints, for each renderer:
+[--renderer main|alt|third|all] [--write-cards]`` prints, for each renderer:
 
 - zero-shot top-1 accuracy over the 30 classes "a photo of a {colour} {shape}." on ``count``
   single-object images (object 20-70 % of the side, any position, rotation and background),
@@ -14,10 +14,11 @@
   top 10 proposals, and the mean mask IoU of those matches (unmatched objects count 0) on the
   same scenes.
 
-``main`` is ``clipcore.lab.world`` (the renderer the models were trained on), ``alt`` is the
-independent ``clipcore.lab.world_alt``. Images are 128 px and go through the model's own
-``CLIPProcessor`` (resize + centre crop), as user images do: models load and embed through
-the service core (:func:`clipcore.clip_model.load_clip`, :mod:`clipcore.encode`).
+``main`` is ``clipcore.lab.world`` (the renderer the models were trained on); ``alt`` and
+``third`` are the independent ``clipcore.lab.world_alt`` and ``clipcore.lab.world_third``.
+Images are 128 px and go through the model's own ``CLIPProcessor`` (resize + centre crop),
+as user images do: models load and embed through the service core
+(:func:`clipcore.clip_model.load_clip`, :mod:`clipcore.encode`).
 """
 
 from __future__ import annotations
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--count", type=int, default=600)
     p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--renderer", choices=["main", "alt", "both"], default="both")
+    p.add_argument("--renderer", choices=["main", "alt", "third", "all"], default="all")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
         "--write-cards",
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    renderers = ("main", "alt") if args.renderer == "both" else (args.renderer,)
+    renderers = ("main", "alt", "third") if args.renderer == "all" else (args.renderer,)
     clip = None if args.clip.lower() == "none" else args.clip
     det = None if args.detector.lower() == "none" else args.detector
     t0 = time.time()
@@ -280,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.seed}, 128 px scenes; CLIP inputs go through the model's own processor), "
             "on a 2-core CPU "
             f"({platform.machine()}), no GPU. `main` is `clipcore.lab.world`, the renderer the "
-            "models were trained on (held-out seeds); `alt` is `clipcore.lab.world_alt`, an "
-            "independent renderer never used in training."
+            "models were trained on (held-out seeds); `alt` (`clipcore.lab.world_alt`) and "
+            "`third` (`clipcore.lab.world_third`) are independent renderers never used in "
+            "training."
         )
         if clip is not None:
             rows = table(
