@@ -604,6 +604,7 @@ def _stage_lines(info: dict, command: str) -> list[str]:
         )
         + ".",
         curriculum,
+        *_robustness_lines(r),
         f"- Optimiser: AdamW lr {r.get('lr')}, betas (0.9, 0.98), weight decay "
         f"{r.get('weight_decay')}, {r.get('warmup_steps')} warm-up steps, cosine to 2 %; batch "
         f"{r.get('batch_size')}.",
@@ -615,6 +616,28 @@ def _stage_lines(info: dict, command: str) -> list[str]:
         f"{info.get('torch')}.",
         f"- Command: `{command or info.get('command') or 'python -m clipcore.lab.train clip'}`",
     ]
+
+
+def _robustness_lines(r: dict) -> list[str]:
+    """What a robustness stage added to the world (recipes before it have none of it)."""
+    lines = []
+    if r.get("near_size_p") or r.get("aliased_p") or r.get("tint_p") or r.get("nuisance_p"):
+        lines.append(
+            f"- Nuisances (`clipcore.lab.nuisance`): of the images not drawn at the input size, "
+            f"{r.get('near_size_p')} drawn at 49-72 px (sent near the input size); "
+            f"{r.get('aliased_p')} drawn without antialiasing; {r.get('tint_p')} on a tinted "
+            f"background (a cast of up to 25 levels per channel, or a pale colour); then each "
+            f"of exposure/contrast, white-balance cast (up to 20 levels), light blur, noise "
+            f"and JPEG (quality 15-60) with probability {r.get('nuisance_p')}."
+        )
+    if r.get("negative_texts") or r.get("negative_images"):
+        lines.append(
+            f"- Distractors (`clipcore.lab.train.distractors`): {r.get('negative_texts')} texts "
+            "(unknown colours or shapes, other domains, nonsense) and "
+            f"{r.get('negative_images')} textures per batch that match nothing: extra columns "
+            "and rows of the contrastive loss, the target of none."
+        )
+    return lines
 
 
 def write_card(out: Path, info: dict, command: str = "") -> None:
