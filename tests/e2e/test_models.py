@@ -188,3 +188,41 @@ def test_a_service_with_keys_names_its_model_once_it_has_one(page: Page) -> None
     page.get_by_role("button", name="Use key").click()
     expect(banner.locator(".model-headline")).to_have_text(DEMO_WARNING)
     assert sent[-1] == "Bearer secret-key"
+
+
+def photograph_file(name: str) -> dict:
+    import io
+
+    import skimage.data
+
+    from clipcore.lab.photos import _rgb
+
+    buffer = io.BytesIO()
+    _rgb(getattr(skimage.data, name)()).save(buffer, format="JPEG", quality=90)
+    return {"name": f"{name}.jpg", "mimeType": "image/jpeg", "buffer": buffer.getvalue()}
+
+
+def test_a_photograph_is_said_to_be_out_of_the_models_domain(page: Page) -> None:
+    example = ROOT / "api" / "static" / "examples" / "red-circle.png"
+    shape = {"name": example.name, "mimeType": "image/png", "buffer": example.read_bytes()}
+    page.get_by_role("tab", name="Classify").click()
+    page.set_input_files("#classify-files", [photograph_file("coffee"), shape])
+    page.locator("#classify-labels").fill("dog, red circle")
+    page.get_by_role("button", name="Classify 2 images").click()
+    cards = page.locator(".classify-card")
+    expect(cards).to_have_count(2)
+    expect(cards.nth(0).locator(".badge.out-of-domain")).to_have_text("out of domain")
+    expect(cards.nth(1).locator(".badge.out-of-domain")).to_have_count(0)
+    expect(page.locator("#classify-results .out-of-domain-notice")).to_contain_text(
+        "1 of 2 images look like nothing the loaded model knows"
+    )
+    snap(page, "models-photo-classify")
+
+    page.get_by_role("tab", name="Scenes").click()
+    page.set_input_files("#scenes-files", [photograph_file("brick"), shape])
+    page.get_by_role("button", name="Analyse 2 images").click()
+    scene_cards = page.locator(".scene-card")
+    expect(scene_cards).to_have_count(2)
+    expect(scene_cards.nth(0).locator(".badge.out-of-domain")).to_have_text("out of domain")
+    expect(page.locator("#scenes-results .out-of-domain-notice")).to_be_visible()
+    snap(page, "models-photo-scenes")
