@@ -109,7 +109,9 @@ class ClipCache:
                 self._models[key] = load_clip(spec, device, domain_reference)
             return self._models[key]
 
-    def loaded(self, spec: str, device: str = "auto") -> LoadedClip | None:
+    def loaded(
+        self, spec: str, device: str = "auto", domain_reference: str = ""
+    ) -> LoadedClip | None:
         """The model of ``spec`` if this process has loaded it already; never loads."""
         with self._lock:
-            return self._models.get((spec, device))
+            return self._models.get((spec, device, domain_reference))

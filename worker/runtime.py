@@ -100,14 +100,17 @@ def description() -> ModelDescription | None:
     """What this process serves, once its CLIP is loaded; None before (a lazy worker's first
     job loads it). :class:`ModelLoadError` when the model's domain.json is broken."""
     settings = get_settings()
-    if clip_cache().loaded(settings.clip_model, settings.device) is None:
+    model = (settings.clip_model, settings.device, settings.clip_domain_reference)
+    if clip_cache().loaded(*model) is None:
         return None
-    return _description(settings.clip_model, settings.device, settings.resolved_detector_model)
+    return _description(*model, settings.resolved_detector_model)
 
 
 @cache
-def _description(spec: str, device: str, detector_spec: str) -> ModelDescription:
-    return describe_clip(clip_cache().get(spec, device), spec, detector_spec)
+def _description(
+    spec: str, device: str, domain_reference: str, detector_spec: str
+) -> ModelDescription:
+    return describe_clip(clip_cache().get(spec, device, domain_reference), spec, detector_spec)
 
 
 def _inject_oom(loaded: LoadedClip, limit: int) -> None:

@@ -3,7 +3,8 @@
 ``python -m clipcore.lab.reference [--model DIR] [--count 2000]`` renders scenes with
 ``clipcore.lab.world`` (1-6 objects, every size and background, and half of them with the
 nuisances of ``clipcore.lab.nuisance``, as clients send them), embeds them with the
-model and writes ``reference.safetensors`` and the ``reference`` entry of ``domain.json``
+model and writes ``reference.safetensors`` (with the embeddings of ``prompt_bank``) and the
+``reference`` entry of ``domain.json``
 into the model folder (see ``clipcore.domain``). Seeds 40_000+ are used by nothing else.
 """
 
@@ -19,7 +20,7 @@ from PIL import Image
 
 from clipcore.clip_model import load_clip
 from clipcore.domain import DEFAULT_K, DEFAULT_QUANTILE, build_reference, save_reference
-from clipcore.encode import embed_images
+from clipcore.encode import embed_images, embed_texts
 from clipcore.lab import nuisance, world
 from clipcore.models import EMBEDDED_CLIP_DIR
 
@@ -44,6 +45,16 @@ def world_images(count: int, seed: int = SEED) -> list[Image.Image]:
     return images
 
 
+def prompt_bank() -> list[str]:
+    """What the model can say of an image: its 30 prompts, shapes, colours and counts."""
+    return [
+        *world.zero_shot_prompts(),
+        *(f"a photo of a {shape}." for shape in world.SHAPES),
+        *(f"a {colour} shape." for colour in world.COLOURS),
+        *(f"{world.NUMBER_WORDS[n]} shapes" for n in range(2, 7)),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clipcore.lab.reference", description=__doc__)
     parser.add_argument("--model", type=Path, default=EMBEDDED_CLIP_DIR)
@@ -57,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         [embed_images(clip, images[i : i + 256]) for i in range(0, len(images), 256)]
     )
     made_from = f"{args.count} scenes of clipcore.lab.world (seed {SEED}), half with nuisances"
-    reference = build_reference(embeddings, made_from, args.k, args.quantile)
+    prompts = embed_texts(clip, prompt_bank())
+    reference = build_reference(embeddings, prompts, made_from, args.k, args.quantile)
     save_reference(reference, args.model, args.quantile)
     print(f"threshold {reference.threshold:.4f} from {made_from}; wrote {args.model}")
     return 0

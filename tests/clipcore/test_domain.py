@@ -22,15 +22,23 @@ def clustered(n: int, seed: int) -> torch.Tensor:
     return unit(centre + 0.2 * torch.randn(n, 16, generator=generator))
 
 
+def prompts() -> torch.Tensor:
+    """A bank in which the domain's direction has a prompt of its own."""
+    bank = torch.zeros(5, 16)
+    for row, axis in enumerate((0, 2, 3, 4, 5)):
+        bank[row, axis] = 1.0
+    return bank
+
+
 def test_threshold_flags_about_the_quantile_of_its_own_kind() -> None:
-    reference = build_reference(clustered(800, 0), "test", k=5, quantile=0.02)
+    reference = build_reference(clustered(800, 0), prompts(), "test", k=5, quantile=0.02)
     fresh = reference.check(clustered(2000, 1))
     flagged = sum(not c.in_domain for c in fresh) / len(fresh)
     assert 0.0 < flagged < 0.06
 
 
 def test_images_far_from_the_reference_are_out_of_domain() -> None:
-    reference = build_reference(clustered(500, 0), "test")
+    reference = build_reference(clustered(500, 0), prompts(), "test")
     away = torch.zeros(16)
     away[1] = 1.0
     far = unit(away + 0.2 * torch.randn(50, 16, generator=torch.Generator().manual_seed(2)))
@@ -39,9 +47,21 @@ def test_images_far_from_the_reference_are_out_of_domain() -> None:
     assert all(c.score < c.threshold for c in checks)
 
 
+def test_images_no_prompt_fits_better_than_the_rest_are_out_of_domain() -> None:
+    """Every prompt of the bank fits about as well: the caption margin says so."""
+    reference = build_reference(clustered(500, 0), prompts(), "test")
+    generator = torch.Generator().manual_seed(3)
+    flat = unit(
+        clustered(50, 4) * 0.05 + torch.eye(16)[6] + 0.02 * torch.randn(50, 16, generator=generator)
+    )
+    checks = reference.check(flat)
+    assert all(c.caption_margin < c.caption_margin_threshold for c in checks)
+    assert all(not c.in_domain for c in checks)
+
+
 def test_saved_reference_keeps_the_rest_of_domain_json(tmp_path: Path) -> None:
     (tmp_path / "domain.json").write_text(json.dumps({"kind": "embedded-demo"}))
-    reference = build_reference(clustered(100, 0), "100 test points", k=3, quantile=0.05)
+    reference = build_reference(clustered(100, 0), prompts(), "100 test points", k=3, quantile=0.05)
     save_reference(reference, tmp_path, 0.05)
     described = json.loads((tmp_path / "domain.json").read_text())
     assert described["kind"] == "embedded-demo"
@@ -51,6 +71,7 @@ def test_saved_reference_keeps_the_rest_of_domain_json(tmp_path: Path) -> None:
     assert abs(loaded.threshold - reference.threshold) < 1e-5
     probe = clustered(10, 5)
     assert torch.allclose(loaded.scores(probe), reference.scores(probe), atol=1e-3)
+    assert torch.allclose(loaded.margins(probe), reference.margins(probe), atol=1e-3)
 
 
 def test_a_folder_without_reference_has_none(tmp_path: Path) -> None:
