@@ -118,7 +118,7 @@ def save_reference(reference: DomainReference, folder: Path, quantile: float) ->
         "images": len(reference.embeddings),
         "made_from": reference.made_from,
     }
-    path.write_text(json.dumps(described, indent=2) + "\n")
+    path.write_text(json.dumps(described, indent=2, ensure_ascii=False) + "\n")
 
 
 def load_reference(folder: str | Path) -> DomainReference | None:
