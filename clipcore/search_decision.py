@@ -21,7 +21,7 @@ from importlib import resources
 
 import torch
 
-DEFAULT_Z = 3.0
+DEFAULT_Z = 4.0
 
 
 @cache
