@@ -120,6 +120,19 @@ def write_text(
                 file=out,
             )
         print(f"overall: {summary.overall.matcher.name} — {summary.overall.reason}", file=out)
+        outside = sum(
+            1
+            for image in result.images
+            if image.prediction is not None
+            and image.prediction.domain is not None
+            and not image.prediction.domain.in_domain
+        )
+        if outside:
+            print(
+                f"warning: {outside} of {summary.total_images} images look like nothing the "
+                "loaded model knows; this summary is not meaningful for them",
+                file=out,
+            )
 
 
 def write_json(

@@ -74,3 +74,22 @@ def test_unreadable_files_get_an_error_line_and_exit_1(
     errors = err.strip().splitlines()
     assert len(errors) == 2
     assert "broken.png" in errors[0] and "missing.png" in errors[1]
+
+
+def test_a_photograph_is_said_to_be_out_of_the_models_domain(capsys, tmp_path: Path) -> None:
+    """The embedded demo model and a real photograph: the line and the summary say so."""
+    import skimage.data
+
+    from clipcore.lab.photos import _rgb
+
+    photo, shape = tmp_path / "coffee.jpg", tmp_path / "red-circle.png"
+    _rgb(skimage.data.coffee()).save(photo)
+    shape.write_bytes(
+        (Path(__file__).parents[2] / "api/static/examples/red-circle.png").read_bytes()
+    )
+    code, out, err = run(capsys, str(photo), str(shape))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("coffee.jpg") and "out of the model's domain" in lines[0]
+    assert lines[1].startswith("red-circle.png") and "out of the model's domain" not in lines[1]
+    assert "warning: 1 of 2 images look like nothing the loaded model knows" in out
