@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -20,6 +21,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "web"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -72,6 +74,20 @@ def open_page(
         yield page
     finally:
         context.close()
+
+
+@contextmanager
+def checked_page(browser: Browser, base_url: str, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """The page at ``/``, for a test fixture: a failing test leaves a screenshot of what the
+    page showed in ``ARTIFACTS``, and the page must have run without console errors."""
+    failed_before = request.session.testsfailed
+    with open_page(browser, base_url) as page:
+        page.goto("/")
+        yield page
+        if request.session.testsfailed > failed_before:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=ARTIFACTS / f"failed-{request.node.name}.png", full_page=True)
+        assert page.errors == [], page.errors  # type: ignore[attr-defined]
 
 
 def _unexpected(message: ConsoleMessage) -> bool:

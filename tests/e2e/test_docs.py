@@ -11,10 +11,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.e2e.browser import launch_chromium, open_page
-from tests.e2e.conftest import ROOT, Service
-
-ARTIFACTS = ROOT / "artifacts" / "web"
+from tests.e2e.browser import ARTIFACTS, launch_chromium, open_page
+from tests.e2e.conftest import Service
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from playwright.sync_api import Browser, Page, Route, expect
 from clipcore.lab.world import COLOURS, SHAPES
 from clipq.cli import main
 from clipq.store.jobs import WORKER_HEARTBEAT_SECONDS
-from tests.e2e.browser import launch_chromium, open_page
+from tests.e2e.browser import checked_page, launch_chromium
 from tests.e2e.conftest import ROOT, Service, env_on, private_redis, running_service
-from tests.e2e.test_web import ARTIFACTS, snap, submitted_job
+from tests.e2e.test_web import snap, submitted_job
 from tests.support import png_bytes
 
 EXAMPLES = json.loads((ROOT / "api" / "static" / "examples" / "examples.json").read_text())
@@ -119,14 +119,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, embedded: Service, request: pytest.FixtureRequest) -> Iterator[Page]:
-    failed_before = request.session.testsfailed
-    with open_page(browser, embedded.base_url) as page:
-        page.goto("/")
+    """The page at ``/``; a failing test leaves a screenshot of what the page showed."""
+    with checked_page(browser, embedded.base_url, request) as page:
         yield page
-        if request.session.testsfailed > failed_before:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=ARTIFACTS / f"failed-{request.node.name}.png", full_page=True)
-        assert page.errors == [], page.errors  # type: ignore[attr-defined]
 
 
 def test_the_page_says_it_is_the_demo_model_before_any_result(page: Page) -> None:

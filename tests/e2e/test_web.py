@@ -22,11 +22,10 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.e2e.browser import DESKTOP, PHONE, launch_chromium, open_page
-from tests.e2e.conftest import ROOT, Service
+from tests.e2e.browser import ARTIFACTS, DESKTOP, PHONE, checked_page, launch_chromium
+from tests.e2e.conftest import Service
 from tests.support import distinct_pngs
 
-ARTIFACTS = ROOT / "artifacts" / "web"
 TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)
 
@@ -73,14 +72,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, service: Service, request: pytest.FixtureRequest) -> Iterator[Page]:
     """The page at ``/``; a failing test leaves a screenshot of what the page showed."""
-    failed_before = request.session.testsfailed
-    with open_page(browser, service.base_url) as page:
-        page.goto("/")
+    with checked_page(browser, service.base_url, request) as page:
         yield page
-        if request.session.testsfailed > failed_before:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=ARTIFACTS / f"failed-{request.node.name}.png", full_page=True)
-        assert page.errors == [], page.errors  # type: ignore[attr-defined]
 
 
 def snap(page: Page, name: str) -> None:
