@@ -95,6 +95,8 @@ class CollectionIndexes:
 
 def _tensor(rows: np.ndarray, dim: int) -> torch.Tensor:
     # fp16 in Redis; fp32 in memory, since CPUs multiply fp32 far faster than fp16.
+    if dim == 0:  # nothing ingested yet: no width known
+        return torch.empty(0, 0)
     return torch.from_numpy(rows.astype(np.float32)).reshape(-1, dim)
 
 
@@ -246,6 +248,8 @@ def search(
     best = ranked[0].score if ranked else None
     if payload.min_score is not None:
         threshold, decision = payload.min_score, "min_score"
+    elif best is None:  # an empty collection: nothing to match, nothing to calibrate on
+        threshold, decision = 1.0, "calibrated"
     else:
         nulls = cached_classifier(text_cache, clip, list(null_prompts()), ["{}"])
         statistics = retrieval.collection_nulls(index, nulls, *scoring)

@@ -42,7 +42,7 @@ def filled(service: Service) -> dict:
     images = [(f"{i}.png", data) for i, data in enumerate(distinct_pngs(6, (48, 48)))]
     labels = ["red,circle", "blue", "green", "red", "yellow", "purple"]
     job = ingest(service, collection["id"], images, labels, ['{"site": "a"}'] + ["{}"] * 5)
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded", job["error"]
     return collection | {"ingest": job["result"]}
 
 
@@ -111,6 +111,23 @@ def test_no_match_under_min_score(service: Service, filled: dict) -> None:
     job = run(service, filled["id"], "search", {"query": "a red circle", "min_score": 1.0})
     assert job["result"]["no_match"] is True and job["result"]["hits"] == []
     assert job["result"]["best_score"] < 1.0
+
+
+def test_a_search_of_an_empty_collection_is_no_match(service: Service) -> None:
+    collection = create(service)
+    job = run(service, collection["id"], "search", {"query": "a red circle"})
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["no_match"] is True and result["hits"] == []
+    assert result["best_score"] is None and result["decision"] == "calibrated"
+
+
+def test_the_collection_sets_its_own_threshold_and_says_so(service: Service, filled: dict) -> None:
+    first = run(service, filled["id"], "search", {"query": "a red circle"})["result"]
+    again = run(service, filled["id"], "search", {"query": "quarterly tax report"})["result"]
+    assert first["decision"] == again["decision"] == "calibrated"
+    assert first["min_score"] == again["min_score"]  # the collection's, not the query's
+    assert first["no_match"] == (first["best_score"] < first["min_score"])
 
 
 def test_long_poll_answers_a_search_in_one_round_trip(service: Service, filled: dict) -> None:
