@@ -251,7 +251,7 @@ class BatchMaker:
         r, rng = self.r, self.rng
         if rng.random() < r.direct_render_p:
             return r.image_size, True
-        if rng.random() < r.near_size_p:
+        if r.near_size_p and rng.random() < r.near_size_p:  # no draw when off: old recipes
             return int(rng.integers(r.image_size + 1, r.image_size + 25)), False
         return int(rng.choice([80, 96, 128, 160])), False
 
@@ -262,9 +262,9 @@ class BatchMaker:
         for _ in range(r.batch_size):
             size, direct = self.render_size()
             kw: dict = {}
-            if rng.random() < r.aliased_p:
+            if r.aliased_p and rng.random() < r.aliased_p:
                 kw["supersample"] = 1
-            if rng.random() < r.tint_p:
+            if r.tint_p and rng.random() < r.tint_p:
                 kw["tint"] = nuisance.tint(rng)
             if rng.random() < p_easy and rng.random() < r.grid_centre_p:
                 scene = self.grid_centred(size, **kw)
