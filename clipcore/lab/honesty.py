@@ -17,7 +17,6 @@ training one, mixing one-object images and cluttered scenes:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,9 +30,10 @@ from clipcore.clip_model import LoadedClip, load_clip
 from clipcore.detector import load_detector
 from clipcore.encode import embed_images, embed_texts
 from clipcore.ingest import CropSettings, prepare_images
-from clipcore.lab import nuisance, world, world_alt
+from clipcore.lab import nuisance, world
+from clipcore.lab.evaluate import renderer_module
 from clipcore.lab.photos import photographs
-from clipcore.lab.retrieval_eval import build_index
+from clipcore.lab.retrieval_eval import build_index, png_bytes
 from clipcore.retrieval import CollectionIndex, collection_nulls, score_images
 from clipcore.schemas import CropBackground, RerankMode
 from clipcore.search_decision import DEFAULT_Z, MatchDecision, NullScores, null_prompts
@@ -94,16 +94,6 @@ class Collection:
     kinds: list[str]
 
 
-def _renderer(name: str):
-    if name == "main":
-        return world
-    if name == "alt":
-        return world_alt
-    from clipcore.lab import world_third
-
-    return world_third
-
-
 def build_collection(
     clip: LoadedClip, detector, renderer: str, seed: int, size: int = 60
 ) -> Collection:
@@ -111,7 +101,7 @@ def build_collection(
 
     With a ``detector`` the collection is ingested as the service does (region crops).
     """
-    module = _renderer(renderer)
+    module = renderer_module(renderer)
     rng = np.random.default_rng([50_000, seed])
     singles = size // 3
     scenes = [
@@ -140,19 +130,13 @@ def build_collection(
         no_crops = torch.empty(0, 0)
         index.extend([str(i) for i in range(size)], embeddings, no_crops, torch.empty(0), 1)
     else:
-        uploads = [Upload(f"{i}.png", str(i), _png(s.image)) for i, s in enumerate(scenes)]
+        uploads = [Upload(f"{i}.png", str(i), png_bytes(s.image)) for i, s in enumerate(scenes)]
         crops = CropSettings(8, 0.5, CropBackground.keep, 2.0)
         prepared = prepare_images(
             clip, detector, uploads, crops=crops, batch_size=32, max_pixels=10**8
         )
         index = build_index(prepared)  # type: ignore[arg-type]
     return Collection(renderer, index, scenes, queries, claims, kinds)
-
-
-def _png(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def no_match_study(
@@ -231,7 +215,7 @@ def domain_study(clip: LoadedClip, count: int = 300) -> dict:
         )
     flagged: dict[str, float] = {}
     for renderer in ("main", "alt", "third"):
-        module = _renderer(renderer)
+        module = renderer_module(renderer)
         rng = np.random.default_rng([60_000, len(renderer)])
         clean = [module.render_scene(rng, size=128).image for _ in range(count)]
         noisy = [nuisance.random_nuisances(image, rng, 0.5) for image in clean]

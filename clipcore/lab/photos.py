@@ -38,14 +38,19 @@ def _rgb(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array[..., :3], "RGB")
 
 
-def photographs(crops: int = 10, seed: int = 0) -> list[tuple[str, Image.Image]]:
-    """(name, image) for each photograph and ``crops`` square crops of it."""
+def photograph(name: str) -> Image.Image:
+    """One of scikit-image's photographs (``PHOTOGRAPHS``), as an RGB image."""
     import skimage.data
 
+    return _rgb(getattr(skimage.data, name)())
+
+
+def photographs(crops: int = 10, seed: int = 0) -> list[tuple[str, Image.Image]]:
+    """(name, image) for each photograph and ``crops`` square crops of it."""
     rng = np.random.default_rng(seed)
     views = []
     for name in PHOTOGRAPHS:
-        image = _rgb(getattr(skimage.data, name)())
+        image = photograph(name)
         views.append((name, image))
         width, height = image.size
         for k in range(crops):

@@ -54,7 +54,7 @@ class HeldOutSet:
     relevant: list[list[str]]
 
 
-def _png(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -95,7 +95,7 @@ def build_held_out(seed: int, scenes: int, size: int = 128) -> HeldOutSet:
                 captions=False,
             )
             label = []
-        data = _png(scene.image)
+        data = png_bytes(scene.image)
         images.append(Upload(f"scene-{index:04d}.png", hashlib.sha256(data).hexdigest(), data))
         labels.append(label)
     permutation = rng.permutation(scenes)  # targets anywhere in the collection

@@ -78,12 +78,10 @@ def test_unreadable_files_get_an_error_line_and_exit_1(
 
 def test_a_photograph_is_said_to_be_out_of_the_models_domain(capsys, tmp_path: Path) -> None:
     """The embedded demo model and a real photograph: the line and the summary say so."""
-    import skimage.data
-
-    from clipcore.lab.photos import _rgb
+    from clipcore.lab.photos import photograph
 
     photo, shape = tmp_path / "coffee.jpg", tmp_path / "red-circle.png"
-    _rgb(skimage.data.coffee()).save(photo)
+    photograph("coffee").save(photo)
     shape.write_bytes(
         (Path(__file__).parents[2] / "api/static/examples/red-circle.png").read_bytes()
     )

@@ -188,12 +188,10 @@ def test_a_service_with_keys_names_its_model_once_it_has_one(page: Page) -> None
 def photograph_file(name: str) -> dict:
     import io
 
-    import skimage.data
-
-    from clipcore.lab.photos import _rgb
+    from clipcore.lab.photos import photograph
 
     buffer = io.BytesIO()
-    _rgb(getattr(skimage.data, name)()).save(buffer, format="JPEG", quality=90)
+    photograph(name).save(buffer, format="JPEG", quality=90)
     return {"name": f"{name}.jpg", "mimeType": "image/jpeg", "buffer": buffer.getvalue()}
 
 

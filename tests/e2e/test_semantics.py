@@ -247,11 +247,9 @@ def test_min_score_still_overrides_the_collection_threshold(
 
 
 def photograph(name: str) -> bytes:
-    import skimage.data
+    from clipcore.lab.photos import photograph as photo
 
-    from clipcore.lab.photos import _rgb
-
-    return png(_rgb(getattr(skimage.data, name)()))
+    return png(photo(name))
 
 
 def test_photographs_are_out_of_domain_and_shapes_are_not(embedded: Service) -> None:
