@@ -1,4 +1,4 @@
-"""Exact text→image search over a collection's embeddings, with optional crop reranking.
+"""Exact search over a collection's embeddings (by text or by image), with crop reranking.
 
 :class:`CollectionIndex` is what a worker holds in memory per collection: the
 image matrix, the crop matrix and which image each crop belongs to. Search is
@@ -32,10 +32,17 @@ class CollectionIndex:
     version: int = -1
     # clipcore.search_decision's statistics, per way of scoring; cleared when rows are added
     null_cache: dict[tuple, NullScores] = field(default_factory=dict)
+    _rows: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> int:
         return len(self.image_ids)
+
+    def row_of(self, image_id: str) -> int | None:
+        """The row of an image id (the lookup is built on first use after rows are added)."""
+        if len(self._rows) != self.size:
+            self._rows = {image: row for row, image in enumerate(self.image_ids)}
+        return self._rows.get(image_id)
 
     def extend(
         self,
@@ -102,12 +109,16 @@ def search(
     rerank: RerankMode = RerankMode.none,
     fusion: Fusion = Fusion.max,
     crop_weight: float = 0.5,
+    exclude: int | None = None,
 ) -> list[Ranked]:
-    """The ``top_k`` images for one unit query embedding, best first."""
+    """The ``top_k`` images for one unit query embedding, best first (``exclude``: a row
+    left out, the query image itself when it is one of the collection's)."""
     if index.size == 0:
         return []
     final, image, crop, rows = score_images(index, query[None], rerank, fusion, crop_weight)
-    scores, order = final[0].topk(min(top_k, index.size))
+    if exclude is not None:
+        final[0, exclude] = float("-inf")
+    scores, order = final[0].topk(min(top_k, index.size - (exclude is not None)))
     hits = []
     for score, row in zip(scores.tolist(), order.tolist(), strict=True):
         crop_score = float(crop[0, row])

@@ -196,7 +196,11 @@ class ClipqClient:
             )
 
     def run_job(self, path: str, body: dict, bar: tqdm | None = None) -> Job:
-        job = Job.model_validate_json(self._check(self.http.post(path, json=body)).content)
+        return self._finish(self.http.post(path, json=body), bar)
+
+    def _finish(self, accepted: httpx.Response, bar: tqdm | None = None) -> Job:
+        """Wait for the job a POST answered with; its result, or its problem raised."""
+        job = Job.model_validate_json(self._check(accepted).content)
         if bar is None:
             response = self._check(self.http.get(f"/v1/jobs/{job.id}", params={"wait": 30}))
             job = Job.model_validate_json(response.content)
@@ -207,6 +211,26 @@ class ClipqClient:
 
     def search(self, collection_id: str, **request: object) -> SearchResult:
         job = self.run_job(f"/v1/collections/{collection_id}/search", request)
+        assert isinstance(job.result, SearchResult)
+        return job.result
+
+    def similar(self, collection_id: str, image_id: str, **request: object) -> SearchResult:
+        """Images of the collection like one of its own (image -> image)."""
+        job = self.run_job(f"/v1/collections/{collection_id}/images/{image_id}/similar", request)
+        assert isinstance(job.result, SearchResult)
+        return job.result
+
+    def similar_upload(
+        self, collection_id: str, filename: str, data: bytes, **form: object
+    ) -> SearchResult:
+        """Images of the collection like an uploaded one (image -> image)."""
+        fields = {key: str(value) for key, value in form.items() if value is not None}
+        response = self.http.post(
+            f"/v1/collections/{collection_id}/similar",
+            files=[("image", (filename, data, "application/octet-stream"))],
+            data=fields,
+        )
+        job = self._finish(response)
         assert isinstance(job.result, SearchResult)
         return job.result
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from clipcore import retrieval
-from clipcore.batching import Upload
+from clipcore.batching import EmbeddingStore, Upload, embed_uploads
 from clipcore.classify import cached_classifier
 from clipcore.clip_model import LoadedClip
 from clipcore.encode import EmbeddingCache, embed_texts
@@ -23,6 +23,7 @@ from clipq.contracts.collections import (
     Collection,
     EvaluatePayload,
     EvaluateResult,
+    ImageRef,
     IngestedImage,
     IngestItem,
     IngestPayload,
@@ -35,7 +36,7 @@ from clipq.contracts.collections import (
     SearchPayload,
     SearchResult,
 )
-from clipq.errors import Conflict, NotFound, QuotaExceeded
+from clipq.errors import Conflict, NotFound, QuotaExceeded, RelayedProblem
 from clipq.settings import Settings
 from clipq.store.collections import Collections
 
@@ -232,6 +233,44 @@ def _stack(parts: list[torch.Tensor]) -> np.ndarray:
     return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
 
 
+def query_embedding(
+    index: CollectionIndex,
+    clip: LoadedClip,
+    text_cache: EmbeddingCache,
+    payload: SearchPayload,
+    embed_upload: Callable[[ImageRef], torch.Tensor],
+) -> tuple[torch.Tensor, int | None]:
+    """The query as a unit embedding, and the collection row it is (left out of the hits)."""
+    if payload.query is not None:
+        return cached_classifier(text_cache, clip, [payload.query], ["{}"])[0], None
+    if payload.image is not None:
+        return embed_upload(payload.image), None
+    row = index.row_of(payload.image_id or "")
+    if row is None:
+        raise NotFound(f"no image {payload.image_id!r} in collection {payload.collection_id!r}")
+    return index.images[row], row
+
+
+def embed_query_image(
+    clip: LoadedClip,
+    uploads: list[Upload],
+    settings: Settings,
+    cache: EmbeddingStore | None = None,
+) -> torch.Tensor:
+    """The unit embedding of an uploaded query image, or the problem that stops the search."""
+    [embedded] = embed_uploads(
+        clip,
+        uploads,
+        batch_size=1,
+        max_pixels=settings.max_image_pixels,
+        max_batch_pixels=settings.max_batch_pixels,
+        cache=cache,
+    )
+    if isinstance(embedded, Problem):
+        raise RelayedProblem(embedded)
+    return embedded
+
+
 def search(
     store: Collections,
     indexes: CollectionIndexes,
@@ -239,15 +278,19 @@ def search(
     text_cache: EmbeddingCache,
     payload: SearchPayload,
     settings: Settings,
+    embed_upload: Callable[[ImageRef], torch.Tensor],
 ) -> SearchResult:
     require_collection(store, payload.collection_id, settings.clip_model)
     index = indexes.get(payload.collection_id)
-    query = cached_classifier(text_cache, clip, [payload.query], ["{}"])[0]
+    query, itself = query_embedding(index, clip, text_cache, payload, embed_upload)
     scoring = (payload.rerank, payload.fusion, payload.crop_weight)
-    ranked = retrieval.search(index, query, payload.top_k, *scoring)
+    ranked = retrieval.search(index, query, payload.top_k, *scoring, exclude=itself)
     best = ranked[0].score if ranked else None
+    threshold: float | None
     if payload.min_score is not None:
         threshold, decision = payload.min_score, "min_score"
+    elif payload.query is None:  # the null prompts are text: they say nothing of image scores
+        threshold, decision = None, "none"
     elif best is None:  # an empty collection: nothing to match, nothing to calibrate on
         threshold, decision = 1.0, "calibrated"
     else:
@@ -257,11 +300,13 @@ def search(
     result = SearchResult(
         collection_id=payload.collection_id,
         query=payload.query,
+        image_id=payload.image_id,
+        image=payload.image.filename if payload.image else None,
         rerank=payload.rerank,
         fusion=payload.fusion,
-        min_score=round(threshold, 4),
+        min_score=None if threshold is None else round(threshold, 4),
         decision=decision,
-        no_match=best is None or best < threshold,
+        no_match=best is None or (threshold is not None and best < threshold),
         best_score=best,
         hits=[],
     )

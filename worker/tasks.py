@@ -11,6 +11,7 @@ from clipcore.taxonomy import load_default_taxonomy
 from clipq.contracts.collections import (
     EvaluatePayload,
     EvaluateResult,
+    ImageRef,
     IngestPayload,
     IngestResult,
     SearchPayload,
@@ -132,13 +133,21 @@ def ingest(job_id: str) -> str | None:
 @app.task(name=TASK_NAMES[JobKind.search])
 def search(job_id: str) -> str | None:
     def work(payload: SearchPayload, job: RunningJob) -> SearchResult:
+        settings = get_settings()
+
+        def embed_upload(image: ImageRef):
+            return collections.embed_query_image(
+                runtime.clip(), job.uploads([image]), settings, runtime.image_cache()
+            )
+
         result = collections.search(
             runtime.collections(),
             runtime.indexes(),
             runtime.clip(),
             runtime.text_cache(),
             payload,
-            get_settings(),
+            settings,
+            embed_upload,
         )
         job.progress(1)
         return result

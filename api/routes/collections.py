@@ -1,4 +1,4 @@
-"""Image collections: create, ingest, search by text, evaluate retrieval."""
+"""Image collections: create, ingest, search by text or by image, evaluate retrieval."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
 from clipcore.prompts import MAX_LABEL_LENGTH
+from clipcore.schemas import Fusion, RerankMode
 from clipq.contracts.collections import (
     Collection,
     CollectionCreate,
@@ -24,6 +25,7 @@ from clipq.contracts.collections import (
     IngestPayload,
     SearchPayload,
     SearchRequest,
+    SimilarRequest,
 )
 from clipq.contracts.jobs import Job
 from clipq.errors import NotFound, QuotaExceeded
@@ -193,6 +195,80 @@ async def search_collection(
         min_score=min_score,
     )
     job = await submitter.submit(payload, [], 1, callback)
+    return accepted(response, job)
+
+
+@router.post(
+    "/{collection_id}/images/{image_id}/similar",
+    status_code=202,
+    response_model=Job,
+    responses=problems(400, 401, 404, 422, 429, 503, 507),
+)
+async def find_similar_images(
+    collection_id: str,
+    image_id: str,
+    body: SimilarRequest,
+    response: Response,
+    submitter: SubmitterDep,
+    settings: SettingsDep,
+    collections: CollectionsDep,
+) -> Job:
+    """Image→image search: the collection's images most like this one (itself left out)."""
+    await existing(collections, collection_id, submitter.owner)
+    if not await collections.has_image(collection_id, image_id):
+        raise NotFound(f"no image {image_id!r} in collection {collection_id!r}")
+    callback = await submitter.callback(body.callback_url)
+    min_score = settings.search_min_score if body.min_score is None else body.min_score
+    payload = SearchPayload(
+        **body.model_dump(exclude={"min_score", "callback_url"}),
+        collection_id=collection_id,
+        image_id=image_id,
+        min_score=min_score,
+    )
+    job = await submitter.submit(payload, [], 1, callback)
+    return accepted(response, job)
+
+
+@router.post(
+    "/{collection_id}/similar",
+    status_code=202,
+    response_model=Job,
+    responses=problems(400, 401, 404, 413, 415, 422, 429, 503, 507),
+    dependencies=[Depends(require_multipart)],
+)
+async def find_similar_to_upload(
+    collection_id: str,
+    response: Response,
+    submitter: SubmitterDep,
+    settings: SettingsDep,
+    collections: CollectionsDep,
+    image: Annotated[UploadFile, File(description="Find the collection's images like this.")],
+    top_k: Annotated[int, Form(ge=1, le=1000)] = 10,
+    rerank: Annotated[RerankMode, Form()] = RerankMode.none,
+    fusion: Annotated[Fusion, Form()] = Fusion.max,
+    crop_weight: Annotated[float, Form(ge=0, le=1, description="For fusion=weighted.")] = 0.5,
+    min_score: Annotated[
+        float | None,
+        Form(ge=-1, le=1, description="Below this best score (cosine): 'no match'."),
+    ] = None,
+    callback_url: Annotated[
+        str | None, Form(description="POSTed the final Job (signed, Standard Webhooks).")
+    ] = None,
+) -> Job:
+    """Image→image search: the collection's images most like an uploaded one."""
+    await existing(collections, collection_id, submitter.owner)
+    callback = await submitter.callback(callback_url)
+    [upload] = await accept_uploads([image], settings)
+    payload = SearchPayload(
+        collection_id=collection_id,
+        image=upload.ref,
+        top_k=top_k,
+        rerank=rerank,
+        fusion=fusion,
+        crop_weight=crop_weight,
+        min_score=settings.search_min_score if min_score is None else min_score,
+    )
+    job = await submitter.submit(payload, [upload], 1, callback)
     return accepted(response, job)
 
 

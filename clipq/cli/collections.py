@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--min-score", type=float, help="'no match' threshold (cosine)")
     search.add_argument("--grid", type=Path, help="write a contact sheet of each answer here")
     search.add_argument("--query", action="append", help="run these queries, no prompt")
+    search.add_argument(
+        "--like",
+        action="append",
+        metavar="IMAGE",
+        help="find images like this one: an image file, or the id of one of the collection's "
+        "images (repeatable; no prompt)",
+    )
     search.set_defaults(run=run_search)
 
     evaluate = commands.add_parser("evaluate", help="Recall@K and MRR of a labelled collection")
@@ -105,14 +113,26 @@ def _files(paths: list[Path], labels: list[str]) -> Iterator[tuple[str, bytes, l
 def run_search(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
     service = client(args)
     collection = service.collection(args.collection)
-    queries = iter(args.query) if args.query else _prompt(stdin)
-    for query in queries:
-        request: dict[str, object] = {"query": query, "top_k": args.top_k, "rerank": args.rerank}
-        if args.min_score is not None:
-            request["min_score"] = args.min_score
-        result = service.search(collection.id, **request)
+    options: dict[str, object] = {"top_k": args.top_k, "rerank": args.rerank}
+    if args.min_score is not None:
+        options["min_score"] = args.min_score
+    if args.like:
+        searches = (_like(service, collection.id, like, options) for like in args.like)
+    else:
+        queries = iter(args.query) if args.query else _prompt(stdin)
+        searches = (service.search(collection.id, query=q, **options) for q in queries)
+    status = 0
+    for result in searches:
+        if result is None:
+            status = 1
+            continue
         if result.no_match:
-            print(f"No match (best score {result.best_score:.3f} < {result.min_score:.3f})")
+            best = (
+                "nothing in the collection"
+                if result.best_score is None
+                else (f"best score {result.best_score:.3f} < {result.min_score:.3f}")
+            )
+            print(f"No match ({best})")
             continue
         for rank, hit in enumerate(result.hits, start=1):
             crop = f", crop {hit.crop_score:.3f}" if hit.crop_score is not None else ""
@@ -122,7 +142,22 @@ def run_search(args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
         if args.grid:
             _write_grid(service, result, args.grid)
             print(f"wrote {args.grid}")
-    return 0
+    return status
+
+
+def _like(
+    service: ClipqClient, collection_id: str, like: str, options: dict[str, object]
+) -> SearchResult | None:
+    """Search by an image file, or by the id of one of the collection's images."""
+    path = Path(like)
+    if path.is_file():
+        print(f"like {path.name}:")
+        return service.similar_upload(collection_id, path.name, path.read_bytes(), **options)
+    if re.fullmatch(r"[0-9a-f]{24}", like):
+        print(f"like image {like}:")
+        return service.similar(collection_id, like, **options)
+    print(f"error: {like}: neither an image file nor an image id", file=sys.stderr)
+    return None
 
 
 def _prompt(stdin: TextIO) -> Iterator[str]:
@@ -152,7 +187,12 @@ def _write_grid(service: ClipqClient, result: SearchResult, path: Path) -> None:
         )
         for rank, hit in enumerate(result.hits, start=1)
     ]
-    contact_sheet(items, heading=f"{result.query!r} — rerank={result.rerank}").save(path)
+    asked = (
+        repr(result.query)
+        if result.query is not None
+        else f"like {result.image or result.image_id}"
+    )
+    contact_sheet(items, heading=f"{asked} — rerank={result.rerank}").save(path)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from clipcore.errors import InvalidInput
 from clipcore.problem import Problem
@@ -30,6 +30,13 @@ MAX_QUERIES = 10_000  # in any deployment; CLIPQ_MAX_QUERIES may set a lower lim
 
 
 # --- collections ---------------------------------------------------------------------
+
+
+class ImageRef(BaseModel):
+    """An uploaded image: its content address in Redis and the client's filename."""
+
+    sha256: str
+    filename: str
 
 
 class CollectionCreate(BaseModel):
@@ -107,8 +114,9 @@ class IngestResult(BaseModel):
 # --- search ----------------------------------------------------------------------------
 
 
-class SearchRequest(BaseModel):
-    query: Query
+class SearchOptions(BaseModel):
+    """How a search ranks and when it answers 'no match', whatever the query is."""
+
     top_k: int = Field(10, ge=1, le=1000)
     rerank: RerankMode = RerankMode.none
     fusion: Fusion = Fusion.max
@@ -117,18 +125,41 @@ class SearchRequest(BaseModel):
         None,
         ge=-1,
         le=1,
-        description="Below this best score (cosine) the answer is 'no match'. Unset: the "
-        "collection's own threshold, from how well unrelated text scores in it.",
+        description="Below this best score (cosine) the answer is 'no match'. Unset: for "
+        "text, the collection's own threshold, from how well unrelated text scores in it; "
+        "for images, no threshold.",
     )
     callback_url: str | None = Field(
         None, description="POSTed the final Job (signed, Standard Webhooks)."
     )
 
 
-class SearchPayload(SearchRequest):
+class SearchRequest(SearchOptions):
+    """Text -> image."""
+
+    query: Query
+
+
+class SimilarRequest(SearchOptions):
+    """Image -> image, from an image of the collection (itself left out of the hits)."""
+
+
+class SearchPayload(SearchOptions):
+    """One search: by text (``query``), by an image of the collection (``image_id``) or by
+    an uploaded image (``image``), exactly one of them."""
+
     kind: Literal["search"] = "search"
     collection_id: str
     min_score: float | None  # from the request or the settings; None: calibrated
+    query: str | None = None
+    image_id: str | None = None
+    image: ImageRef | None = None
+
+    @model_validator(mode="after")
+    def _one_query(self):
+        if sum(q is not None for q in (self.query, self.image_id, self.image)) != 1:
+            raise ValueError("a search has exactly one of query, image_id and image")
+        return self
 
 
 class SearchHit(BaseModel):
@@ -148,14 +179,20 @@ class SearchHit(BaseModel):
 class SearchResult(BaseModel):
     kind: Literal["search"] = "search"
     collection_id: str
-    query: str
+    query: str | None = Field(None, description="The text searched for, if any.")
+    image_id: str | None = Field(None, description="The collection's image searched by.")
+    image: str | None = Field(None, description="The filename of the uploaded query image.")
     rerank: RerankMode
     fusion: Fusion
-    min_score: float = Field(description="The threshold applied to the best score.")
-    decision: Literal["calibrated", "min_score"] = Field(
+    min_score: float | None = Field(
+        description="The threshold applied to the best score; null: none (image queries "
+        "without min_score)."
+    )
+    decision: Literal["calibrated", "min_score", "none"] = Field(
         "min_score",
         description="'calibrated': the threshold is the collection's own, set by how well "
-        "unrelated text does in it; 'min_score': fixed by the request or the settings.",
+        "unrelated text does in it; 'min_score': fixed by the request or the settings; "
+        "'none': no threshold (an image query without min_score).",
     )
     no_match: bool = Field(description="True (and no hits) when the best score is under min_score.")
     best_score: float | None = None

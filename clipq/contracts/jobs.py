@@ -20,6 +20,7 @@ from clipcore.taxonomy import Speed, Taxonomy
 from clipq.contracts.collections import (
     EvaluatePayload,
     EvaluateResult,
+    ImageRef,
     IngestPayload,
     IngestResult,
     SearchPayload,
@@ -47,7 +48,7 @@ class JobStatus(StrEnum):
         return self in FINAL_STATUSES
 
 
-__all__ = ["FieldError", "Problem"]  # re-exported: part of the contract
+__all__ = ["FieldError", "ImageRef", "Problem"]  # re-exported: part of the contract
 
 FINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
@@ -55,13 +56,6 @@ FINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.can
 class Progress(BaseModel):
     done: int = 0
     total: int = 0
-
-
-class ImageRef(BaseModel):
-    """An uploaded image: its content address in Redis and the client's filename."""
-
-    sha256: str
-    filename: str
 
 
 # --- payloads: what a task needs besides the image bytes ----------------------------

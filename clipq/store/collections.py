@@ -194,6 +194,9 @@ class AsyncCollections:
             records = await pipe.execute()
         return total, [image_from_record(collection_id, r) for r in records if r]
 
+    async def has_image(self, collection_id: str, image_id: str) -> bool:
+        return bool(await self.redis.exists(image_key(collection_id, image_id)))
+
     async def thumbnail(self, collection_id: str, image_id: str) -> bytes | None:
         data = await self.redis.hget(image_key(collection_id, image_id), "thumbnail")
         return data if isinstance(data, bytes) else None

@@ -76,6 +76,20 @@ def test_extend_appends_rows_and_crop_owners() -> None:
     assert [index.region_index(r) for r in range(3)] == [0, 1, 0]
 
 
+def test_an_image_query_leaves_itself_out_and_finds_its_row() -> None:
+    index = CollectionIndex()
+    images = unit([1, 0, 0], [0.9, 0.1, 0], [0, 0, 1])
+    index.extend(["a", "b", "c"], images, torch.empty(0, 0), torch.empty(0), version=1)
+    assert (index.row_of("b"), index.row_of("z")) == (1, None)
+    hits = search(index, index.images[0], top_k=5, exclude=0)
+    assert [h.row for h in hits] == [1, 2]  # all but itself, the nearest first
+    index.extend(["d"], unit([1, 0, 0]), torch.empty(0, 0), torch.empty(0), version=2)
+    assert index.row_of("d") == 3  # the lookup follows appended rows
+    alone = CollectionIndex()
+    alone.extend(["a"], unit([1, 0]), torch.empty(0, 0), torch.empty(0), version=1)
+    assert search(alone, alone.images[0], top_k=3, exclude=0) == []
+
+
 def test_evaluate_rankings_by_labels() -> None:
     from clipcore.retrieval import evaluate_rankings
 

@@ -45,6 +45,19 @@ def test_cifar10_ingest_interactive_search_with_grid_and_evaluate(
     done = clipq(service, "search", "-c", "cifar-demo", "--min-score", "1", "--query", "x")
     assert done.stdout.startswith("No match")
 
+    picture = tmp_path / "mine.png"
+    Image.fromarray(images[4]).save(picture)
+    first_id = service.http.get("/v1/collections").json()
+    cifar = next(c for c in first_id if c["name"] == "cifar-demo")["id"]
+    an_id = service.http.get(f"/v1/collections/{cifar}/images").json()["images"][0]["id"]
+    done = clipq(
+        service, "search", "-c", "cifar-demo", "-k", "2",
+        "--like", str(picture), "--like", an_id, "--like", "neither",
+    )  # fmt: skip
+    assert done.returncode == 1 and "neither: neither an image file nor an image id" in done.stderr
+    assert "like mine.png:" in done.stdout and f"like image {an_id}:" in done.stdout
+    assert done.stdout.count("  1. img_") == 2 and done.stdout.count("  2. img_") == 2
+
     done = clipq(service, "evaluate", "-c", "cifar-demo", "--ks", "1,5")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

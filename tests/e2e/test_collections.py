@@ -130,6 +130,64 @@ def test_the_collection_sets_its_own_threshold_and_says_so(service: Service, fil
     assert first["no_match"] == (first["best_score"] < first["min_score"])
 
 
+def similar(service: Service, collection_id: str, image_id: str, body: dict) -> dict:
+    return run(service, collection_id, f"images/{image_id}/similar", body)
+
+
+def test_find_similar_by_an_image_of_the_collection(service: Service, filled: dict) -> None:
+    first = filled["ingest"]["images"][0]["image_id"]
+    job = similar(service, filled["id"], first, {"top_k": 10})
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert (result["image_id"], result["query"], result["decision"]) == (first, None, "none")
+    assert result["min_score"] is None and result["no_match"] is False
+    ids = [hit["image_id"] for hit in result["hits"]]
+    assert len(ids) == 5 and first not in ids  # every other image, never itself
+    assert [h["score"] for h in result["hits"]] == sorted(
+        (h["score"] for h in result["hits"]), reverse=True
+    )
+    strict = similar(service, filled["id"], first, {"min_score": 1.0})["result"]
+    assert strict["decision"] == "min_score" and strict["min_score"] == 1.0
+    assert strict["no_match"] == (strict["best_score"] < 1.0)
+
+
+def test_find_similar_by_an_uploaded_image(service: Service, filled: dict) -> None:
+    response = service.http.post(
+        f"/v1/collections/{filled['id']}/similar",
+        files=[("image", ("mine.png", png_bytes((200, 30, 30)), "image/png"))],
+        data={"top_k": "6", "rerank": "crops"},
+    )
+    assert response.status_code == 202, response.text
+    job = service.wait_for(response.json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    result = job["result"]
+    assert result["image"] == "mine.png" and result["rerank"] == "crops"
+    assert len(result["hits"]) == 6 and result["decision"] == "none"
+    for hit in result["hits"]:
+        assert hit["score"] == pytest.approx(max(hit["image_score"], hit["crop_score"]))
+
+
+def test_find_similar_refuses_what_it_cannot_use(service: Service, filled: dict) -> None:
+    base = f"/v1/collections/{filled['id']}"
+    unknown = service.http.post(f"{base}/images/{'0' * 24}/similar", json={})
+    assert unknown.status_code == 404 and "0" * 24 in unknown.json()["detail"]
+    no_image = service.http.post(f"{base}/similar", data={"top_k": "3"}, files={"x": ("", b"")})
+    assert no_image.status_code == 422 and no_image.json()["errors"][0]["field"] == "image"
+    bad_top_k = service.http.post(
+        f"{base}/similar", files=[("image", ("a.png", png_bytes((1, 2, 3))))], data={"top_k": "0"}
+    )
+    assert bad_top_k.status_code == 422 and bad_top_k.json()["errors"][0]["field"] == "top_k"
+    for response in (unknown, no_image, bad_top_k):
+        assert response.headers["content-type"] == "application/problem+json"
+    broken = service.http.post(
+        f"{base}/similar", files=[("image", ("cut.png", truncated_png(), "image/png"))]
+    )
+    # its header reads fine, so the API accepts it; decoding it is the worker's, and fails
+    job = service.wait_for(broken.json()["id"])
+    assert job["status"] == "failed" and job["error"]["status"] == 422
+    assert "cut.png" in job["error"]["detail"]
+
+
 def test_long_poll_answers_a_search_in_one_round_trip(service: Service, filled: dict) -> None:
     response = service.http.post(f"/v1/collections/{filled['id']}/search", json={"query": "blue"})
     started = time.monotonic()

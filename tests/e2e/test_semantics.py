@@ -202,6 +202,41 @@ def test_search_puts_the_right_image_first(
         assert result["hits"][0]["filename"] == f"{colour}-{shape}.png"
 
 
+def like(service: Service, collection_id: str, name: str, data: bytes, **form) -> dict:
+    response = service.http.post(
+        f"/v1/collections/{collection_id}/similar",
+        files=[("image", (name, data, "image/png"))],
+        data={key: str(value) for key, value in form.items()},
+    )
+    assert response.status_code == 202, response.text
+    return service.wait_for(response.json()["id"])["result"]
+
+
+@pytest.mark.parametrize("rerank", ["none", "crops"])
+def test_find_similar_puts_the_same_thing_first(
+    embedded: Service, shapes_collection: str, rerank: str
+) -> None:
+    for colour, shape in [("red", "circle"), ("yellow", "triangle")]:
+        other = thing(colour, shape, seed=99, scale=0.35)  # another drawing, another size
+        result = like(embedded, shapes_collection, "mine.png", other, rerank=rerank, top_k=3)
+        assert result["hits"][0]["filename"] == f"{colour}-{shape}.png"
+    # the very bytes of an image of the collection: itself, embedded the way ingest did
+    same = like(embedded, shapes_collection, "again.png", thing("blue", "square", seed=1))
+    assert same["hits"][0]["filename"] == "blue-square.png"
+    assert same["hits"][0]["image_score"] == pytest.approx(1.0, abs=2e-3)
+
+
+def test_find_similar_by_id_leaves_the_image_out(embedded: Service, shapes_collection: str) -> None:
+    page = embedded.http.get(f"/v1/collections/{shapes_collection}/images").json()
+    star = next(image for image in page["images"] if image["filename"] == "green-star.png")
+    response = embedded.http.post(
+        f"/v1/collections/{shapes_collection}/images/{star['id']}/similar", json={"top_k": 14}
+    )
+    result = embedded.wait_for(response.json()["id"])["result"]
+    names = [hit["filename"] for hit in result["hits"]]
+    assert len(names) == 14 and "green-star.png" not in names
+
+
 def test_out_of_domain_query_is_no_match(embedded: Service, shapes_collection: str) -> None:
     result = search(embedded, shapes_collection, query="a photo of a dog playing in the park.")
     assert result["no_match"] is True and result["hits"] == []

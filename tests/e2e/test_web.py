@@ -471,6 +471,50 @@ def test_collection_ingest_search_crops_and_no_match(page: Page, service: Servic
     snap(page, "search-no-match")
 
 
+def test_find_similar_from_a_tile_a_hit_and_a_picture(page: Page, service: Service) -> None:
+    collection = service.http.post("/v1/collections", json={"name": "similar"}).json()
+    shapes = (RED_CIRCLE, BLUE_SQUARE, GREEN_TRIANGLE)
+    files = [("images", (f["name"], f["buffer"], f["mimeType"])) for f in shapes]
+    ingest = service.http.post(f"/v1/collections/{collection['id']}/images", files=files)
+    images = service.wait_for(ingest.json()["id"])["result"]["images"]
+    ids = {image["filename"]: image["image_id"] for image in images}
+
+    def expected(image_id: str) -> list[str]:
+        path = f"/v1/collections/{collection['id']}/images/{image_id}/similar"
+        job = service.wait_for(service.http.post(path, json={"top_k": 8}).json()["id"])
+        return [hit["filename"] for hit in job["result"]["hits"]]
+
+    page.get_by_role("tab", name="Collections & search").click()
+    page.locator("#collection-select").select_option(collection["id"])
+    tiles = page.locator("#collection-images .image-tile")
+    expect(tiles).to_have_count(3)
+    hits = page.locator("#search-results .hit")
+
+    # "Similar" on an image of the collection: the others, in the API's order, never itself.
+    tiles.nth(0).get_by_role("button", name="Find images similar to red_circle_01.png").click()
+    expect(page.locator("#search-results .hint").first).to_contain_text(
+        "images like red_circle_01.png"
+    )
+    expect(hits.locator(".file-title")).to_have_text(expected(ids["red_circle_01.png"]))
+    snap(page, "similar")
+
+    # From a hit: images like the first hit.
+    first = hits.first.get_attribute("data-filename")
+    hits.first.get_by_role("button", name=f"Find images similar to {first}").click()
+    expect(page.locator("#search-results .hint").first).to_contain_text(f"images like {first}")
+    expect(hits.locator(".file-title")).to_have_text(expected(ids[first]))
+
+    # From a picture of one's own: uploaded, searched, the API's ranking shown.
+    page.set_input_files("#search-image", [GREEN_TRIANGLE | {"name": "mine.png"}])
+    job_id = submitted_job(
+        page, "/similar", lambda: page.get_by_role("button", name="Find similar").click()
+    )
+    result = service.wait_for(job_id)["result"]
+    expect(page.locator("#search-results .hint").first).to_contain_text("images like mine.png")
+    expect(hits.locator(".file-title")).to_have_text([h["filename"] for h in result["hits"]])
+    assert result["image"] == "mine.png" and len(result["hits"]) == 3
+
+
 def test_evaluation_shows_both_modes_side_by_side(page: Page, service: Service) -> None:
     collection = service.http.post("/v1/collections", json={"name": "evaluated"}).json()
     files = [

@@ -88,7 +88,8 @@ export function renderCollectionChoice(collection) {
   const has = Boolean(collection);
   $("#collection-delete").disabled = !has;
   $("#ingest-drop").setAttribute("aria-disabled", String(!has));
-  for (const id of ["#search-run", "#evaluate-run"]) $(id).disabled = !has || runners[id]?.busy;
+  for (const id of ["#search-run", "#search-like-run", "#evaluate-run"])
+    $(id).disabled = !has || runners[id]?.busy;
   fill(
     $("#collection-info"),
     ...(has
@@ -148,6 +149,7 @@ export async function loadCollectionImages(reset) {
               text: `${image.regions.length} region${image.regions.length === 1 ? "" : "s"}`,
             }),
           ),
+          similarButton(image.id, image.filename),
         ),
       ),
     );
@@ -205,13 +207,32 @@ export function renderIngest(result) {
   );
 }
 
-export function renderSearch(result) {
+/** What was searched for, in words: the text, or the image the hits are like. */
+export function searchedFor(result, imageName = null) {
+  if (typeof result.query === "string") return `“${result.query}”`;
+  return `images like ${result.image ?? imageName ?? result.image_id}`;
+}
+
+/** A button that searches the current collection for images like this one of its own. */
+export function similarButton(imageId, filename) {
+  return h("button", {
+    type: "button",
+    class: "link similar",
+    dataset: { similarTo: imageId, filename },
+    text: "Similar",
+    title: `Find the images most like ${filename}`,
+    "aria-label": `Find images similar to ${filename}`,
+  });
+}
+
+export function renderSearch(result, imageName = null) {
   const root = $("#search-results");
   const crops = result.rerank === "crops";
+  const asked = searchedFor(result, imageName);
   const head = h(
     "p",
     { class: "hint" },
-    `“${result.query}” · ${crops ? "with crop reranking" : "full images"}`,
+    `${asked} · ${crops ? "with crop reranking" : "full images"}`,
     result.min_score !== null && result.min_score !== undefined
       ? ` · threshold ${result.min_score}${result.decision === "calibrated" ? " (the collection's own)" : ""}`
       : "",
@@ -225,7 +246,10 @@ export function renderSearch(result) {
         { class: "no-match" },
         h("strong", { text: "No match" }),
         h("span", {
-          text: `No image in the collection clears the threshold ${result.min_score} for “${result.query}”${typeof result.best_score === "number" ? ` (best score: ${score(result.best_score)})` : ""}.`,
+          text:
+            typeof result.best_score === "number"
+              ? `No image in the collection clears the threshold ${result.min_score} for ${asked} (best score: ${score(result.best_score)}).`
+              : "The collection has no other image to compare with.",
         }),
       ),
       result.hits.length
@@ -262,6 +286,7 @@ export function hitGrid(hits, crops, dim) {
             })
           : null,
         h("p", { class: "file-title", text: hit.filename, title: hit.filename }),
+        similarButton(hit.image_id, hit.filename),
         hit.labels?.length
           ? h(
               "p",
@@ -395,7 +420,9 @@ export function setupCollections() {
     controls: [ingestButton, select],
     onBusy: (busy) => ingestZone.setAttribute("aria-disabled", String(busy || !state.current)),
   });
-  const search = new JobRunner("search", { controls: [$("#search-run")] });
+  const search = new JobRunner("search", {
+    controls: [$("#search-run"), $("#search-like-run")],
+  });
   const evaluate = new JobRunner("evaluate", { controls: [$("#evaluate-run")] });
   runners["#search-run"] = search;
   runners["#evaluate-run"] = evaluate;
@@ -507,35 +534,22 @@ export function setupCollections() {
   });
   fusion.addEventListener("change", syncSearchOptions);
 
-  $("#search-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    if (!requireCollection(search.status)) return;
-    const query = $("#search-query").value.trim();
-    if (!query) {
-      setStatus(search.status, "Type what you are looking for.", "error");
-      $("#search-query").focus();
-      return;
-    }
+  const searchOptions = () => {
     const minScore = $("#search-min-score").value;
-    const body = {
-      query,
+    return {
       top_k: Number($("#search-topk").value) || 8,
       rerank: rerank.checked ? "crops" : "none",
       fusion: fusion.value,
       crop_weight: Number($("#search-weight").value || 0.5),
       min_score: minScore === "" ? null : Number(minScore),
     };
+  };
+  // One runner for every kind of search: by text, like an image of the collection, like a file.
+  const runSearch = async (send, imageName = null) => {
     try {
-      const result = await search.run(
-        () =>
-          api(`/v1/collections/${encodeURIComponent(state.current.id)}/search`, {
-            method: "POST",
-            json: body,
-          }),
-        "queries",
-      );
+      const result = await search.run(send, "queries");
       if (!result) return;
-      renderSearch(result);
+      renderSearch(result, imageName);
       setStatus(
         search.status,
         result.no_match
@@ -547,7 +561,49 @@ export function setupCollections() {
       setStatus(search.status, error.message, "error");
     } finally {
       $("#search-run").disabled = !state.current;
+      $("#search-like-run").disabled = !state.current;
     }
+  };
+  const collectionPath = () => `/v1/collections/${encodeURIComponent(state.current.id)}`;
+
+  $("#search-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!requireCollection(search.status)) return;
+    const query = $("#search-query").value.trim();
+    if (!query) {
+      setStatus(search.status, "Type what you are looking for.", "error");
+      $("#search-query").focus();
+      return;
+    }
+    const json = { query, ...searchOptions() };
+    await runSearch(() => api(`${collectionPath()}/search`, { method: "POST", json }));
+  });
+
+  $("#search-like-run").addEventListener("click", async () => {
+    if (!requireCollection(search.status)) return;
+    const [file] = $("#search-image").files;
+    if (!file) {
+      setStatus(search.status, "Choose a picture to find images like it.", "error");
+      $("#search-image").focus();
+      return;
+    }
+    const form = new FormData();
+    form.append("image", file, file.name);
+    for (const [name, value] of Object.entries(searchOptions()))
+      if (value !== null) form.append(name, value);
+    await runSearch(() => api(`${collectionPath()}/similar`, { method: "POST", form }));
+  });
+
+  // "Similar" on a hit or on an image of the collection: image -> image from that image.
+  $("#panel-collections").addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-similar-to]");
+    if (!button || !state.current || search.busy) return;
+    const { similarTo, filename } = button.dataset;
+    const json = searchOptions();
+    delete json.query;
+    const path = `${collectionPath()}/images/${encodeURIComponent(similarTo)}/similar`;
+    $("#search-form").scrollIntoView({ block: "start", behavior: "smooth" });
+    await runSearch(() => api(path, { method: "POST", json }), filename);
   });
 
   $("#evaluate-form").addEventListener("submit", async (event) => {
