@@ -13,8 +13,9 @@ its own (``FAMILIES``):
   either way (a faint colour cast, as other drawing code makes);
 - ``tinted-bg``: the renderer's textured (gradient / noise ...) backgrounds with
   ``clipcore.lab.nuisance.tint`` on the background only;
-- ``near-size``: drawn directly at 48-64 px without antialiasing and sent at that size, so
-  no downscaling smooths the edges;
+- ``near-size``: drawn directly at the model's input size up to 4/3 of it (48-64 px for a
+  48 px model) without antialiasing and sent at that size, so no downscaling smooths the
+  edges;
 - ``jpeg-15``, ``exposure``, ``cast`` (the whole image), ``blur``, ``noise``: the functions
   of ``clipcore.lab.nuisance`` applied to the ``clean`` images themselves (paired sets: the
   difference from ``clean`` is the family's alone);
@@ -57,7 +58,7 @@ FAMILIES: dict[str, str] = {
     "clean": "128 px, the renderer's own backgrounds and effects, objects 20-70 % of the side",
     "cast-bg": "plain background: a grey, each channel shifted by 10-20 levels either way",
     "tinted-bg": "the renderer's textured backgrounds, tinted (nuisance.tint)",
-    "near-size": "drawn at 48-64 px without antialiasing, sent at that size",
+    "near-size": "drawn at the input size to 4/3 of it, no antialiasing, sent at that size",
     "jpeg-15": "the clean images, JPEG quality 15",
     "exposure": "the clean images, gain and contrast (nuisance.exposure)",
     "cast": "the clean images, a whole-image cast up to 20 levels (nuisance.cast)",
@@ -66,7 +67,6 @@ FAMILIES: dict[str, str] = {
     "small": "like clean, objects 7-20 % of the side",
 }
 SEED = 20_000
-NEAR_SIZES = (48, 64)
 CAST_BG = (10.0, 20.0)
 # Each renderer's own non-plain backgrounds, for tinted-bg.
 TEXTURED: dict[str, tuple[str, ...]] = {
@@ -93,7 +93,9 @@ POST: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
 DRAWN = {"clean": 0, "cast-bg": 1, "tinted-bg": 2, "near-size": 3, "small": 4}
 
 
-def _scene_kwargs(family: str, renderer: str, rng: np.random.Generator) -> dict:
+def _scene_kwargs(
+    family: str, renderer: str, rng: np.random.Generator, input_size: int = 48
+) -> dict:
     """Per-image arguments of ``render_scene`` for a drawn family (``rng``: its own)."""
     if family == "cast-bg":
         grey = rng.uniform(30, 225)
@@ -103,17 +105,17 @@ def _scene_kwargs(family: str, renderer: str, rng: np.random.Generator) -> dict:
         kinds = TEXTURED[renderer]
         return {"background": kinds[int(rng.integers(len(kinds)))], "tint": nuisance.tint(rng)}
     if family == "near-size":
-        return {"size": int(rng.integers(NEAR_SIZES[0], NEAR_SIZES[1] + 1))}
+        return {"size": int(rng.integers(input_size, input_size * 4 // 3 + 1))}
     return {}
 
 
 def family_set(
-    family: str, renderer: str, count: int, seed: int = SEED, clean=None
+    family: str, renderer: str, count: int, seed: int = SEED, clean=None, input_size: int = 48
 ) -> tuple[list[Image.Image], list[tuple[str, str]]]:
     """``count`` single-object images of one family by one renderer, and their labels.
 
     The post-processing families transform ``clean`` (the renderer's clean set, made here
-    when not given).
+    when not given). ``input_size``: the model's, which near-size images are drawn about.
     """
     if family in POST:
         images, labels = clean or family_set("clean", renderer, count, seed)
@@ -134,7 +136,8 @@ def family_set(
     images, labels = [], []
     s = seed + DRAWN[family]
     for i in range(count):
-        kw = {**fixed, **_scene_kwargs(family, renderer, np.random.default_rng([s, i, r, 1]))}
+        own = np.random.default_rng([s, i, r, 1])
+        kw = {**fixed, **_scene_kwargs(family, renderer, own, input_size)}
         scene = mod.render_scene(np.random.default_rng([s, i, r]), captions=False, **kw)
         images.append(scene.image)
         labels.append((scene.objects[0].colour, scene.objects[0].shape))
@@ -153,6 +156,7 @@ def measure(
     per renderer, the time spent drawing images and embedding them."""
     results: dict = {f: {} for f in families}
     seconds: dict = {}
+    input_size = clip.model.config.vision_config.image_size
     for r in renderers:
         draw = embed = 0.0
         clean = None
@@ -160,7 +164,7 @@ def measure(
             t0 = time.perf_counter()
             if f in POST and clean is None:
                 clean = family_set("clean", r, count, seed)
-            images, labels = family_set(f, r, count, seed, clean)
+            images, labels = family_set(f, r, count, seed, clean, input_size)
             if f == "clean":
                 clean = (images, labels)
             t1 = time.perf_counter()

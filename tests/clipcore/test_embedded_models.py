@@ -16,7 +16,7 @@ from clipcore.lab import evaluate, world, world_alt  # noqa: E402
 from clipcore.models import EMBEDDED_CLIP_DIR, EMBEDDED_DETECTOR_DIR  # noqa: E402
 
 # The shipped CLIP (see clipcore/models/clip-tiny/README.md) measured, on 600 images per
-# renderer, colour 100 %, colour x shape 95.8-98.2 %. The shipped
+# renderer, colour 100 %, colour x shape 96.8-99.0 %. The shipped
 # detector measured recall 99-100 % and mask IoU 0.80-0.82 (here 100 % and 0.82). These sets
 # are fixed (seeded), so the thresholds guard against a retrained model that is worse.
 MIN_COLOUR_SHAPE = 0.92
@@ -27,9 +27,9 @@ MIN_CLEAR_OBJECTS = 0.85
 MIN_RECALL_AT_5 = 0.9  # measured 98 % on these 60 scenes
 MIN_DETECTOR_RECALL = 0.9
 MIN_MASK_IOU = 0.75
-# The domain check and the no-match decision on their test sets below: photographs 85 %
-# flagged, rendered shapes 1 %; off-topic queries 96.7 % refused, in-domain ones all answered.
-MIN_PHOTOS_FLAGGED = 0.75
+# The domain check and the no-match decision on their test sets below: photographs 93 %
+# flagged, rendered shapes 2 %; off-topic queries 96.1 % refused, in-domain ones all answered.
+MIN_PHOTOS_FLAGGED = 0.85
 MAX_SHAPES_FLAGGED = 0.04
 MIN_OFF_TOPIC_REFUSED = 0.9
 MIN_IN_DOMAIN_ANSWERED = 0.95
@@ -178,15 +178,16 @@ def test_asking_for_fewer_regions_gives_the_best_of_the_full_list(detector):
 # Floors a few points under what these seeded sets measured with the shipped model; the card
 # has the same families on 600 images per cell.
 ROBUST_FLOORS = {  # measured on these sets (alt / third): in the comments
-    "clean": 0.92,  # 98.3 / 96.7
-    "cast-bg": 0.9,  # 96.7 / 95.0
+    "clean": 0.92,  # 100 / 96.7
+    "cast-bg": 0.92,  # 96.7 / 98.3
     "tinted-bg": 0.92,  # 100 / 96.7
-    "near-size": 0.8,  # 96.7 / 86.7
-    "jpeg-15": 0.5,  # 61.7 / 68.3: the model's weakest family
-    "exposure": 0.88,  # 93.3 / 93.3
-    "cast": 0.92,  # 98.3 / 96.7
+    "near-size": 0.92,  # 98.3 / 100
+    "jpeg-15": 0.55,  # 66.7 / 73.3: the model's weakest family
+    "exposure": 0.92,  # 100 / 98.3
+    "cast": 0.92,  # 100 / 96.7
     "blur": 0.92,  # 100 / 96.7
-    "noise": 0.92,  # 98.3 / 96.7
+    "noise": 0.92,  # 100 / 98.3
+    "small": 0.55,  # 76.7 / 63.3: objects 4-13 px wide at the 96 px input
 }
 
 

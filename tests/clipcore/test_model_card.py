@@ -36,7 +36,7 @@ def test_the_embedded_model_says_it_is_the_demo_and_what_it_knows(embedded) -> N
     assert description.id == "embedded"
     assert description.model == "embedded:clip-tiny"
     assert description.kind == ModelKind.embedded_demo
-    assert description.input_size == 48
+    assert description.input_size == 96
     assert description.embedding_dim == 128
     assert description.knows is not None
     assert len(description.knows.colours) == 6 and len(description.knows.shapes) == 5

@@ -31,6 +31,8 @@ def test_families_are_what_they_say():
     assert not np.array_equal(np.asarray(jpeg[0][0]), np.asarray(clean[0][0]))
     near, _ = robustness.family_set("near-size", "main", 6)
     assert all(48 <= im.width <= 64 and im.width == im.height for im in near)
+    near, _ = robustness.family_set("near-size", "alt", 6, input_size=96)
+    assert all(96 <= im.width <= 128 and im.width == im.height for im in near)
     rng = np.random.default_rng(0)
     casts = [robustness._scene_kwargs("cast-bg", "alt", rng)["background"] for _ in range(300)]
     spread = np.array([max(c) - min(c) for c in casts])

@@ -144,6 +144,16 @@ def test_train_commands_smoke(tmp_path):
     assert json.loads((stage2 / "training.json").read_text())["recipe"]["easy_scale"] == [0.2, 0.6]
     assert CLIPModel.from_pretrained(stage2).config.vision_config.image_size == 32
 
+    # a third changes the input size: the card says so, the model loads at the new size
+    stage3 = tmp_path / "clip3"
+    args = ["clip", "--steps", "1", "--batch-size", "4", "--out", str(stage3)]
+    args += ["--set", f"init_from={stage2}", "--set", "eval_count=4"]
+    assert main([*args, "--set", "image_size=64", "--set", "patch_size=12"]) == 0
+    assert "Architecture change: input 32 px / patch 6 -> 64 px / patch 12" in (
+        stage3 / "README.md"
+    ).read_text()
+    assert CLIPProcessor.from_pretrained(stage3).image_processor.crop_size["height"] == 64
+
     model = CLIPModel.from_pretrained(clip_dir, local_files_only=True).eval()
     processor = CLIPProcessor.from_pretrained(clip_dir, local_files_only=True)
     assert model.config.text_config.eos_token_id == processor.tokenizer.eos_token_id
@@ -185,3 +195,35 @@ def test_grid_centred_samples_sit_on_patch_corners_inside_the_image():
             x0, y0, x1, y1 = obj.box
             assert 0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size
             assert scene.captions[0].endswith(f" {obj.colour} {obj.shape}")
+
+
+def test_a_trained_model_takes_a_larger_input_as_it_took_the_smaller_one(tmp_path):
+    """resize_vision_input: the resized model on an image sent larger sees what it saw."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import CLIPModel
+
+    from clipcore.lab.train.clip import ClipRecipe, build_clip, features, resize_vision_input
+    from clipcore.lab.train.tokenizer import caption_corpus, train_tokenizer
+
+    tokenizer = train_tokenizer(caption_corpus(0)[:200], max_length=16)
+    recipe = ClipRecipe(vision_hidden=32, text_hidden=32, heads=2, vision_layers=1)
+    recipe.text_layers, recipe.projection_dim, recipe.max_text_length = 1, 16, 16
+    model = build_clip(recipe, tokenizer).eval()
+    small = torch.rand(3, 3, 48, 48) * 2 - 1
+    with torch.no_grad():
+        before = features(model, pixel_values=small)["image"]
+        resize_vision_input(model, 96, 12)  # the same 8 x 8 grid, twice the pixels
+        large = F.interpolate(small, size=(96, 96), mode="bilinear")
+        after = features(model, pixel_values=large)["image"]
+    assert (before * after).sum(1).min() > 0.99
+    model.save_pretrained(tmp_path / "resized")
+    loaded = CLIPModel.from_pretrained(tmp_path / "resized").eval()
+    assert loaded.config.vision_config.image_size == 96
+    with torch.no_grad():
+        again = features(loaded, pixel_values=large)["image"]
+    assert torch.allclose(again, after, atol=1e-5)
+    resize_vision_input(loaded, 60, 6)  # a finer grid: 10 x 10 positions, interpolated
+    assert loaded.vision_model.embeddings.position_embedding.weight.shape[0] == 101
+    with torch.no_grad():
+        assert features(loaded, pixel_values=torch.zeros(1, 3, 60, 60))["image"].shape == (1, 16)

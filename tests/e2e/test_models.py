@@ -57,7 +57,7 @@ def test_the_demo_model_says_what_it_is_and_knows(embedded: Service) -> None:
     assert model["id"] == "embedded"
     assert model["model"] == "embedded:clip-tiny"  # what its results carry
     assert model["kind"] == "embedded-demo"
-    assert (model["input_size"], model["embedding_dim"]) == (48, 128)
+    assert (model["input_size"], model["embedding_dim"]) == (96, 128)
     assert model["knows"]["colours"] == list(COLOURS)
     assert model["knows"]["shapes"] == list(SHAPES)
     assert PHOTO_SETTING in model["advice"] and "CLIPQ_DETECTOR_MODEL" in model["advice"]
@@ -70,7 +70,7 @@ def test_the_command_line_says_it_too(embedded: Service, capsys) -> None:
     assert main(["models", "--server", embedded.base_url]) == 0
     out = capsys.readouterr().out
     assert out.startswith("embedded (embedded-demo) · 1 worker\n")
-    assert "input 48 px" in out and "6 colours × 5 shapes" in out
+    assert "input 96 px" in out and "6 colours × 5 shapes" in out
     assert f"advice: For photographs set {PHOTO_SETTING}" in out
     assert main(["models", "--server", embedded.base_url, "--output", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == embedded.http.get("/v1/models").json()
@@ -129,7 +129,7 @@ def test_the_page_says_it_is_the_demo_model_before_any_result(page: Page) -> Non
     expect(banner).to_have_attribute("data-kind", "demo")
     expect(banner.locator(".model-headline")).to_have_text(DEMO_WARNING)
     expect(banner.locator(".model-advice")).to_contain_text(f"For photographs set {PHOTO_SETTING}")
-    expect(banner.locator("[data-fact=input] dd")).to_have_text("48 × 48 px")
+    expect(banner.locator("[data-fact=input] dd")).to_have_text("96 × 96 px")
     expect(banner.locator("[data-fact=detector] dd")).to_have_text("embedded (embedded demo)")
     expect(banner.locator("button.example")).to_have_text([e["name"] for e in EXAMPLES["examples"]])
     # Before anything was sent, and above every tool.

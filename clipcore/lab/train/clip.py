@@ -1,8 +1,8 @@
 """Train the embedded tiny CLIP on the generated world.
 
 Recipe (see ``ClipRecipe``): a ``transformers`` ``CLIPModel`` from a small ``CLIPConfig``
-(ViT 48 px / patch 6, hidden 128 x 4 layers; text hidden 128 x 4 layers; projection 128),
-trained from scratch with
+(ViT 48 px / patch 6 from scratch, hidden 128 x 4 layers; text hidden 128 x 4 layers;
+projection 128), trained with
 
 - multi-positive InfoNCE: a caption is a positive for every image in the batch that it
   correctly describes (``clipcore.lab.world.claim_holds``), in both directions;
@@ -14,8 +14,13 @@ trained from scratch with
 - a curriculum: at first every sample is "easy" (one medium or large object, caption
   "a photo of a {colour} {shape}"); the easy share falls linearly to a floor, the rest being
   the full world (1-6 objects of any size, all caption kinds);
-- images rendered at 48 px, or at a larger size and resized to 48 px like the processor does,
-  so the model sees both renderings.
+- images rendered at the input size, or at a larger size and resized to it like the
+  processor does, so the model sees both renderings.
+
+A later stage may continue from a saved model at another input size
+(``--set image_size=96 --set patch_size=12``): ``resize_vision_input`` resizes the patch
+kernel (FlexiViT's pseudo-inverse resize) and the position table, so training resumes from
+what the model knew.
 
 The output folder loads with ``CLIPModel.from_pretrained`` / ``CLIPProcessor.from_pretrained``.
 """
@@ -39,6 +44,8 @@ from clipcore.lab import nuisance, world
 from clipcore.lab.train import distractors
 from clipcore.lab.train.tokenizer import caption_corpus, train_tokenizer
 
+SMALL_SCALES = (world.MIN_SCALE, 0.22)
+DEFAULT_IMAGE_SIZE, DEFAULT_PATCH_SIZE = 48, 6
 IMAGE_MEAN = [0.5, 0.5, 0.5]
 IMAGE_STD = [0.5, 0.5, 0.5]
 COLOUR_INDEX = {c: i for i, c in enumerate(world.COLOURS)}
@@ -53,8 +60,10 @@ class ClipRecipe:
     seed: int = 0
     steps: int = 3000
     batch_size: int = 128
-    image_size: int = 48
-    patch_size: int = 6
+    # 0: 48 px / patch 6 from scratch, the model's own when continuing (init_from); a stage
+    # that sets them continues at that size (resize_vision_input)
+    image_size: int = 0
+    patch_size: int = 0
     vision_hidden: int = 128
     vision_layers: int = 4
     text_hidden: int = 128
@@ -84,6 +93,10 @@ class ClipRecipe:
     nuisance_p: float = 0.0
     negative_texts: int = 0
     negative_images: int = 0
+    # stage 6: one-object images with small objects (7-22 % of the side), and an extra hard
+    # JPEG round trip (quality 10-25) on top of the nuisances
+    small_p: float = 0.0
+    jpeg_p: float = 0.0
     eval_every: int = 250
     eval_count: int = 300
     # continue from a saved model folder (a second stage: its tokenizer, processor and weights)
@@ -114,8 +127,8 @@ def build_clip(recipe: ClipRecipe, tokenizer):
         intermediate_size=4 * recipe.vision_hidden,
         num_hidden_layers=recipe.vision_layers,
         num_attention_heads=recipe.heads,
-        image_size=recipe.image_size,
-        patch_size=recipe.patch_size,
+        image_size=recipe.image_size or DEFAULT_IMAGE_SIZE,
+        patch_size=recipe.patch_size or DEFAULT_PATCH_SIZE,
         projection_dim=recipe.projection_dim,
     )
     config = CLIPConfig(
@@ -123,6 +136,47 @@ def build_clip(recipe: ClipRecipe, tokenizer):
     )
     assert config.text_config.eos_token_id == tokenizer.eos_token_id != 2
     return CLIPModel(config)
+
+
+def resize_patch_kernel(kernel: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """FlexiViT's pseudo-inverse resize of a patch-embedding kernel (out, in, p, p).
+
+    The new kernel sees a patch upsampled by bilinear interpolation as the old one saw the
+    original: ``<resize(x), new> == <x, old>`` (exactly when growing), so the resized model
+    starts where the old one was, on the same images sent larger.
+    """
+    old = kernel.shape[-1]
+    basis = torch.eye(old * old).reshape(old * old, 1, old, old)
+    grown = F.interpolate(basis, size=(patch_size, patch_size), mode="bilinear")
+    resize = grown.reshape(old * old, patch_size * patch_size)  # x_old @ resize = x_new
+    flat = kernel.reshape(-1, old * old)
+    new = flat @ torch.linalg.pinv(resize).T
+    return new.reshape(*kernel.shape[:2], patch_size, patch_size)
+
+
+def resize_vision_input(model, image_size: int, patch_size: int) -> None:
+    """Give a trained CLIP a new input size and patch size in place (kernel and positions)."""
+    emb = model.vision_model.embeddings
+    vc = model.config.vision_config
+    old_grid, grid = vc.image_size // vc.patch_size, image_size // patch_size
+    conv = emb.patch_embedding
+    new_conv = torch.nn.Conv2d(
+        conv.in_channels, conv.out_channels, patch_size, stride=patch_size, bias=False
+    )
+    with torch.no_grad():
+        new_conv.weight.copy_(resize_patch_kernel(conv.weight, patch_size))
+    emb.patch_embedding = new_conv
+    if grid != old_grid:
+        pos = emb.position_embedding.weight.detach()
+        cls, patches = pos[:1], pos[1:].reshape(1, old_grid, old_grid, -1).permute(0, 3, 1, 2)
+        patches = F.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False)
+        table = torch.cat([cls, patches.permute(0, 2, 3, 1).reshape(grid * grid, -1)])
+        emb.position_embedding = torch.nn.Embedding.from_pretrained(table, freeze=False)
+        emb.register_buffer("position_ids", torch.arange(grid * grid + 1)[None], persistent=False)
+    emb.image_size, emb.patch_size = image_size, patch_size
+    emb.num_patches = grid * grid
+    emb.num_positions = grid * grid + 1
+    vc.image_size, vc.patch_size = image_size, patch_size
 
 
 def build_processor(tokenizer, image_size: int):
@@ -266,7 +320,13 @@ class BatchMaker:
                 kw["supersample"] = 1
             if r.tint_p and rng.random() < r.tint_p:
                 kw["tint"] = nuisance.tint(rng)
-            if rng.random() < p_easy and rng.random() < r.grid_centre_p:
+            if r.small_p and rng.random() < r.small_p:  # no draw when off: old recipes
+                scene = world.render_scene(
+                    rng, size=size, n_objects=1, scale_range=SMALL_SCALES, **kw
+                )
+                k = 0
+                cap = scene.captions[0] + ("." if rng.random() < 0.5 else "")
+            elif rng.random() < p_easy and rng.random() < r.grid_centre_p:
                 scene = self.grid_centred(size, **kw)
                 k = 0
                 cap = scene.captions[0] + ("." if rng.random() < 0.5 else "")
@@ -285,6 +345,8 @@ class BatchMaker:
             img = scene.image
             if r.nuisance_p:
                 img = nuisance.random_nuisances(img, rng, r.nuisance_p)
+            if r.jpeg_p and rng.random() < r.jpeg_p:
+                img = nuisance.jpeg(img, rng, quality=int(rng.integers(10, 26)))
             if not direct:
                 img = img.resize((r.image_size, r.image_size), Image.Resampling.BICUBIC)
             images.append(img)
@@ -441,9 +503,16 @@ def train_clip(
         if (src / "training.json").exists():
             previous = json.loads((src / "training.json").read_text())
         vc = model.config.vision_config
-        recipe.image_size, recipe.patch_size = vc.image_size, vc.patch_size
+        wanted = (recipe.image_size or vc.image_size, recipe.patch_size or vc.patch_size)
+        if wanted != (vc.image_size, vc.patch_size):
+            log(f"input {vc.image_size} px / patch {vc.patch_size} -> {wanted[0]} / {wanted[1]}")
+            resize_vision_input(model, *wanted)
+            processor = build_processor(tokenizer, wanted[0])
+        recipe.image_size, recipe.patch_size = wanted
         recipe.vision_hidden = vc.hidden_size
     else:
+        recipe.image_size = recipe.image_size or DEFAULT_IMAGE_SIZE
+        recipe.patch_size = recipe.patch_size or DEFAULT_PATCH_SIZE
         tokenizer = train_tokenizer(caption_corpus(recipe.seed), max_length=recipe.max_text_length)
         processor = build_processor(tokenizer, recipe.image_size)
         model = build_clip(recipe, tokenizer)
@@ -604,6 +673,7 @@ def _stage_lines(info: dict, command: str) -> list[str]:
         )
         + ".",
         curriculum,
+        *_architecture_change(info),
         *_robustness_lines(r),
         f"- Optimiser: AdamW lr {r.get('lr')}, betas (0.9, 0.98), weight decay "
         f"{r.get('weight_decay')}, {r.get('warmup_steps')} warm-up steps, cosine to 2 %; batch "
@@ -624,7 +694,8 @@ def _robustness_lines(r: dict) -> list[str]:
     if r.get("near_size_p") or r.get("aliased_p") or r.get("tint_p") or r.get("nuisance_p"):
         lines.append(
             f"- Nuisances (`clipcore.lab.nuisance`): of the images not drawn at the input size, "
-            f"{r.get('near_size_p')} drawn at 49-72 px (sent near the input size); "
+            f"{r.get('near_size_p')} drawn at {r['image_size'] + 1}-{r['image_size'] + 24} px "
+            "(sent near the input size); "
             f"{r.get('aliased_p')} drawn without antialiasing; {r.get('tint_p')} on a tinted "
             f"background (a cast of up to 25 levels per channel, or a pale colour); then each "
             f"of exposure/contrast, white-balance cast (up to 20 levels), light blur, noise "
@@ -637,7 +708,30 @@ def _robustness_lines(r: dict) -> list[str]:
             f"{r.get('negative_images')} textures per batch that match nothing: extra columns "
             "and rows of the contrastive loss, the target of none."
         )
+    if r.get("small_p") or r.get("jpeg_p"):
+        lines.append(
+            f"- {r.get('small_p')} of the images one small object ({SMALL_SCALES[0]:.0%}-"
+            f"{SMALL_SCALES[1]:.0%} of the side); {r.get('jpeg_p')} of them through an extra "
+            "JPEG round trip at quality 10-25 after the other nuisances."
+        )
     return lines
+
+
+def _architecture_change(info: dict) -> list[str]:
+    """A stage that changed the input size (``resize_vision_input``), said in the card."""
+    r, before = info.get("recipe", {}), (info.get("previous_stage") or {}).get("recipe", {})
+    old = (before.get("image_size"), before.get("patch_size"))
+    new = (r.get("image_size"), r.get("patch_size"))
+    if not before or old == new:
+        return []
+    return [
+        f"- Architecture change: input {old[0]} px / patch {old[1]} -> {new[0]} px / patch "
+        f"{new[1]}, by FlexiViT's pseudo-inverse resize of the patch kernel (the resized "
+        "model starts as the old one on the same image sent larger). The token grid is "
+        f"{old[0] // old[1]} x {old[0] // old[1]} before and {new[0] // new[1]} x "
+        f"{new[0] // new[1]} after: small objects get "
+        f"{new[0] / old[0]:.1f} x the pixels."
+    ]
 
 
 def write_card(out: Path, info: dict, command: str = "") -> None:
