@@ -1,11 +1,12 @@
-"""Exact search over a collection's embeddings (by text or by image), with crop reranking.
+"""Search over a collection's embeddings (by text or by image), with crop reranking.
 
-:class:`CollectionIndex` is what a worker holds in memory per collection: the
-image matrix, the crop matrix and which image each crop belongs to. Search is
-a matrix product (exact, no approximation): at 1 M images of 512 dimensions it
-is 1 GFLOP per query, milliseconds on a GPU. Past what one worker holds, shard
-collections across workers or put an approximate index (FAISS) behind the same
-``search`` signature.
+:class:`CollectionIndex` is what a worker holds in memory per collection: the image
+vectors, the crop vectors and which image each crop belongs to. Below its policy's
+``exact_below`` rows, search is exact: a matrix product over fp32 rows (at 1 M images of
+512 dimensions, 1 GFLOP a query). From there on the vectors move into FAISS
+(:mod:`clipcore.vector_index`): the approximate index shortlists images (and, with crop
+reranking, crops, whose images join the shortlist), and the shortlist is scored exactly,
+fused the same way. Either way ``search`` returns the same kind of answer.
 """
 
 from __future__ import annotations
@@ -13,23 +14,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from clipcore.metrics import first_relevant_rank, recall_at_k, reciprocal_rank
 from clipcore.rerank import best_crops, fuse
 from clipcore.schemas import Fusion, RerankMode
 from clipcore.search_decision import NullScores, null_scores
+from clipcore.vector_index import MIN_ROWS, ApproximateIndex, IndexPolicy
+
+# An approximate collection ranks at most this deep for evaluation (a first relevant image
+# beyond it counts as not found: its reciprocal rank would be under 0.001).
+APPROXIMATE_DEPTH = 1000
+EXACT_ONLY = IndexPolicy(exact_below=2**62)  # a shortlist is scored exactly, however long
+# An approximate search scores exactly this many nearest images per wanted hit, and with
+# crop reranking the owners of this many nearest crops (an image keeps up to 8 crops).
+SHORTLIST_IMAGES, SHORTLIST_CROPS = 2, 8
 
 
 @dataclass
 class CollectionIndex:
-    """Embeddings of one collection, rows aligned with ``image_ids``; crops point to rows."""
+    """Embeddings of one collection, rows aligned with ``image_ids``; crops point to rows.
+
+    Exact: ``images`` and ``crops`` are fp32 matrices. Approximate (``approximate_images``
+    set): the vectors live in FAISS and those matrices are empty.
+    """
 
     image_ids: list[str] = field(default_factory=list)
     images: torch.Tensor = field(default_factory=lambda: torch.empty(0, 0))
     crops: torch.Tensor = field(default_factory=lambda: torch.empty(0, 0))
     crop_owners: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     version: int = -1
+    policy: IndexPolicy = field(default_factory=IndexPolicy)
+    approximate_images: ApproximateIndex | None = None
+    approximate_crops: ApproximateIndex | None = None
     # clipcore.search_decision's statistics, per way of scoring; cleared when rows are added
     null_cache: dict[tuple, NullScores] = field(default_factory=dict)
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
@@ -38,11 +56,25 @@ class CollectionIndex:
     def size(self) -> int:
         return len(self.image_ids)
 
+    @property
+    def approximate(self) -> bool:
+        return self.approximate_images is not None
+
+    @property
+    def crop_count(self) -> int:
+        return len(self.crop_owners)
+
     def row_of(self, image_id: str) -> int | None:
         """The row of an image id (the lookup is built on first use after rows are added)."""
         if len(self._rows) != self.size:
             self._rows = {image: row for row, image in enumerate(self.image_ids)}
         return self._rows.get(image_id)
+
+    def vector(self, row: int) -> torch.Tensor:
+        """One image's embedding."""
+        if self.approximate_images is not None:
+            return torch.from_numpy(self.approximate_images.vectors(np.array([row])))[0]
+        return self.images[row]
 
     def extend(
         self,
@@ -54,12 +86,38 @@ class CollectionIndex:
     ) -> None:
         """Append rows (crop owners are absolute image rows)."""
         self.image_ids.extend(image_ids)
-        self.images = images if self.images.numel() == 0 else torch.cat([self.images, images])
         if crops.numel():
-            self.crops = crops if self.crops.numel() == 0 else torch.cat([self.crops, crops])
             self.crop_owners = torch.cat([self.crop_owners, crop_owners])
         self.version = version
         self.null_cache.clear()
+        if self.approximate_images is not None:
+            self.approximate_images.add(images.numpy())
+            if crops.numel():
+                if self.approximate_crops is None:
+                    self.approximate_crops = ApproximateIndex(crops.numpy(), self.policy)
+                else:
+                    self.approximate_crops.add(crops.numpy())
+            if self.approximate_images.stale() or (
+                self.approximate_crops is not None and self.approximate_crops.stale()
+            ):
+                self._rebuild()
+            return
+        self.images = images if self.images.numel() == 0 else torch.cat([self.images, images])
+        if crops.numel():
+            self.crops = crops if self.crops.numel() == 0 else torch.cat([self.crops, crops])
+        if self.size >= max(self.policy.exact_below, MIN_ROWS):  # the crops follow their images
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """(Re)train the approximate indexes on every vector, and drop the exact matrices."""
+        images, crops = self.images.numpy(), self.crops.numpy()
+        if self.approximate_images is not None:
+            images = self.approximate_images.vectors(np.arange(self.size))
+        if self.approximate_crops is not None:
+            crops = self.approximate_crops.vectors(np.arange(self.crop_count))
+        self.approximate_images = ApproximateIndex(images, self.policy)
+        self.approximate_crops = ApproximateIndex(crops, self.policy) if len(crops) else None
+        self.images, self.crops = torch.empty(0, 0), torch.empty(0, 0)
 
     def region_index(self, crop_row: int) -> int:
         """Which of its image's regions a crop row is (crops of an image are contiguous)."""
@@ -68,9 +126,47 @@ class CollectionIndex:
 
     @property
     def nbytes(self) -> int:
-        return sum(
+        dense = sum(
             t.numel() * t.element_size() for t in (self.images, self.crops, self.crop_owners)
         )
+        return dense + sum(
+            a.nbytes for a in (self.approximate_images, self.approximate_crops) if a is not None
+        )
+
+    def shortlist(self, query: torch.Tensor, want: int, rerank: RerankMode) -> np.ndarray:
+        """Approximate: the image rows worth scoring exactly for ``want`` hits, sorted.
+
+        The images nearest the query, and with crops the owners of the nearest crops: an
+        image can rank by its crop's score, and its crops may trail several of each of the
+        images ahead of it (``SHORTLIST_CROPS`` per hit)."""
+        assert self.approximate_images is not None
+        q = query[None].numpy()
+        _, rows = self.approximate_images.search(q, SHORTLIST_IMAGES * want)
+        found = [rows[0]]
+        if rerank == RerankMode.crops and self.approximate_crops is not None:
+            _, crop_rows = self.approximate_crops.search(q, SHORTLIST_CROPS * want)
+            hit = crop_rows[0][crop_rows[0] >= 0]
+            found.append(self.crop_owners[torch.from_numpy(hit)].numpy())
+        rows = np.unique(np.concatenate(found))
+        return rows[rows >= 0]
+
+    def subset(self, rows: np.ndarray) -> tuple[CollectionIndex, np.ndarray]:
+        """An exact index of these image rows (with their crops), and its crops' rows here."""
+        assert self.approximate_images is not None
+        picked = torch.from_numpy(rows)
+        low = torch.searchsorted(self.crop_owners, picked)
+        high = torch.searchsorted(self.crop_owners, picked, right=True)
+        crop_rows = np.concatenate(
+            [np.arange(a, b) for a, b in zip(low.tolist(), high.tolist(), strict=True)] or [[]]
+        ).astype(np.int64)
+        sub = CollectionIndex(policy=EXACT_ONLY)
+        crops = torch.empty(0, 0)
+        if len(crop_rows) and self.approximate_crops is not None:
+            crops = torch.from_numpy(self.approximate_crops.vectors(crop_rows))
+        owners = torch.repeat_interleave(torch.arange(len(rows)), high - low)
+        images = torch.from_numpy(self.approximate_images.vectors(rows))
+        sub.extend([self.image_ids[r] for r in rows], images, crops, owners, self.version)
+        return sub, crop_rows
 
 
 @dataclass(frozen=True)
@@ -115,6 +211,8 @@ def search(
     left out, the query image itself when it is one of the collection's)."""
     if index.size == 0:
         return []
+    if index.approximate:
+        return _search_shortlist(index, query, top_k, rerank, fusion, crop_weight, exclude)
     final, image, crop, rows = score_images(index, query[None], rerank, fusion, crop_weight)
     if exclude is not None:
         final[0, exclude] = float("-inf")
@@ -135,6 +233,34 @@ def search(
     return hits
 
 
+def _search_shortlist(
+    index: CollectionIndex,
+    query: torch.Tensor,
+    top_k: int,
+    rerank: RerankMode,
+    fusion: Fusion,
+    crop_weight: float,
+    exclude: int | None,
+) -> list[Ranked]:
+    """Approximate: the shortlist scored exactly, its rows mapped back to the collection's."""
+    rows = index.shortlist(query, top_k + (exclude is not None), rerank)
+    sub, crop_rows = index.subset(rows)
+    inside = np.flatnonzero(rows == exclude)
+    hits = search(
+        sub, query, top_k, rerank, fusion, crop_weight, int(inside[0]) if len(inside) else None
+    )
+    return [
+        Ranked(
+            row=int(rows[h.row]),
+            score=h.score,
+            image_score=h.image_score,
+            crop_score=h.crop_score,
+            crop_row=None if h.crop_row is None else int(crop_rows[h.crop_row]),
+        )
+        for h in hits
+    ]
+
+
 def collection_nulls(
     index: CollectionIndex,
     nulls: torch.Tensor,
@@ -145,8 +271,13 @@ def collection_nulls(
     """How well the null prompts do in this collection, scored as a query would be."""
     key = (rerank, fusion, crop_weight)
     if key not in index.null_cache:  # once per collection version and way of scoring
-        final, *_ = score_images(index, nulls, rerank, fusion, crop_weight)
-        index.null_cache[key] = null_scores(final.max(dim=1).values)
+        if index.approximate:
+            found = [search(index, null, 1, rerank, fusion, crop_weight) for null in nulls]
+            best = torch.tensor([hits[0].score for hits in found])
+        else:
+            final, *_ = score_images(index, nulls, rerank, fusion, crop_weight)
+            best = final.max(dim=1).values
+        index.null_cache[key] = null_scores(best)
     return index.null_cache[key]
 
 
@@ -158,9 +289,16 @@ def rankings(
     fusion: Fusion = Fusion.max,
     crop_weight: float = 0.5,
 ) -> list[list[int]]:
-    """For evaluation: each query's top ``depth`` image rows, best first."""
+    """For evaluation: each query's top ``depth`` image rows, best first (an approximate
+    collection's at most ``APPROXIMATE_DEPTH``)."""
     if index.size == 0:
         return [[] for _ in range(len(queries))]
+    if index.approximate:
+        depth = min(depth, APPROXIMATE_DEPTH)
+        return [
+            [hit.row for hit in search(index, q, depth, rerank, fusion, crop_weight)]
+            for q in queries
+        ]
     final, *_ = score_images(index, queries, rerank, fusion, crop_weight)
     return final.topk(min(depth, index.size), dim=1).indices.tolist()
 

@@ -133,6 +133,23 @@ class Settings(BaseSettings):
     crop_context: float = Field(
         2.0, ge=1, le=8, description="A crop's side as a multiple of its box's longer side."
     )
+    index_exact_below: int = Field(
+        100_000,
+        ge=256,
+        description="A collection with this many images is searched (with its crops) through "
+        "an approximate FAISS index (IVF + fast-scan PQ, refined from fp16) instead of an exact "
+        "scan (bench/ann_index.py).",
+    )
+    index_nprobe: int = Field(
+        32, ge=1, le=65_536, description="Inverted lists an approximate search visits."
+    )
+    index_refine: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="An approximate search re-scores this many PQ candidates per hit from "
+        "the fp16 vectors.",
+    )
     search_min_score: float | None = Field(
         None,
         ge=-1,

@@ -19,6 +19,7 @@ from clipcore.problem import Problem
 from clipcore.retrieval import CollectionIndex
 from clipcore.schemas import RerankMode
 from clipcore.search_decision import MatchDecision, null_prompts
+from clipcore.vector_index import IndexPolicy
 from clipq.contracts.collections import (
     Collection,
     EvaluatePayload,
@@ -48,8 +49,9 @@ class CollectionIndexes:
     the last one; a collection deleted (and perhaps re-created) starts over.
     """
 
-    def __init__(self, store: Collections) -> None:
+    def __init__(self, store: Collections, policy: IndexPolicy | None = None) -> None:
         self.store = store
+        self.policy = policy or IndexPolicy()
         self._indexes: dict[str, CollectionIndex] = {}
         self._lock = threading.Lock()
 
@@ -62,7 +64,7 @@ class CollectionIndexes:
         with self._lock:
             index = self._indexes.get(collection_id)
             if index is None or index.size > images:
-                index = self._indexes[collection_id] = CollectionIndex()
+                index = self._indexes[collection_id] = CollectionIndex(policy=self.policy)
             if index.version != version:
                 self._refresh(collection_id, index, images, crops, dim, version)
             return index
@@ -248,7 +250,7 @@ def query_embedding(
     row = index.row_of(payload.image_id or "")
     if row is None:
         raise NotFound(f"no image {payload.image_id!r} in collection {payload.collection_id!r}")
-    return index.images[row], row
+    return index.vector(row), row
 
 
 def embed_query_image(
@@ -307,6 +309,7 @@ def search(
         min_score=None if threshold is None else round(threshold, 4),
         decision=decision,
         no_match=best is None or (threshold is not None and best < threshold),
+        approximate=index.approximate,
         best_score=best,
         hits=[],
     )

@@ -14,6 +14,7 @@ from clipcore.detector import load_detector
 from clipcore.encode import EmbeddingCache
 from clipcore.errors import ModelLoadError
 from clipcore.model_card import ModelDescription, describe_clip
+from clipcore.vector_index import IndexPolicy
 from clipq.metrics import record_batch
 from clipq.settings import get_settings
 from clipq.store.collections import Collections
@@ -52,7 +53,13 @@ def collections() -> Collections:
 
 @cache
 def indexes() -> CollectionIndexes:
-    return CollectionIndexes(collections())
+    settings = get_settings()
+    policy = IndexPolicy(
+        exact_below=settings.index_exact_below,
+        nprobe=settings.index_nprobe,
+        refine=settings.index_refine,
+    )
+    return CollectionIndexes(collections(), policy)
 
 
 def image_cache() -> RedisEmbeddingStore:

@@ -195,6 +195,12 @@ class SearchResult(BaseModel):
         "'none': no threshold (an image query without min_score).",
     )
     no_match: bool = Field(description="True (and no hits) when the best score is under min_score.")
+    approximate: bool = Field(
+        False,
+        description="True when the collection is large enough to be searched through its "
+        "approximate index (CLIPQ_INDEX_EXACT_BELOW); hits are then scored exactly, but an "
+        "image outside the index's shortlist can be missed.",
+    )
     best_score: float | None = None
     hits: list[SearchHit]
 

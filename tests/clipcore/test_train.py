@@ -149,9 +149,10 @@ def test_train_commands_smoke(tmp_path):
     args = ["clip", "--steps", "1", "--batch-size", "4", "--out", str(stage3)]
     args += ["--set", f"init_from={stage2}", "--set", "eval_count=4"]
     assert main([*args, "--set", "image_size=64", "--set", "patch_size=12"]) == 0
-    assert "Architecture change: input 32 px / patch 6 -> 64 px / patch 12" in (
-        stage3 / "README.md"
-    ).read_text()
+    assert (
+        "Architecture change: input 32 px / patch 6 -> 64 px / patch 12"
+        in (stage3 / "README.md").read_text()
+    )
     assert CLIPProcessor.from_pretrained(stage3).image_processor.crop_size["height"] == 64
 
     model = CLIPModel.from_pretrained(clip_dir, local_files_only=True).eval()

@@ -1,0 +1,109 @@
+"""Approximate nearest neighbours over a large collection's unit embeddings (FAISS).
+
+Below :attr:`IndexPolicy.exact_below` rows a collection is scanned exactly (a matrix
+product, :mod:`clipcore.retrieval`); from there on, :class:`ApproximateIndex` holds its
+vectors instead: an inverted file (IVF, ``nlist`` about sqrt(n) lists, ``nprobe`` of them
+searched) of 4-bit fast-scan product-quantiser codes (``dim / 16`` bytes a vector) that
+shortlists candidates, which are then re-scored from fp16 copies of the vectors
+(``Refine(SQfp16)``): about 1.1 KB a 512-d vector against the exact scan's 2 KB of fp32,
+and search time that grows with ``nprobe`` rather than with the collection. The kind and
+its parameters come from ``bench/ann_index.py``'s measurements (README, "Collections at
+scale").
+
+The index is trained on the vectors it is built from and extended incrementally; once the
+collection has grown :attr:`IndexPolicy.retrain_growth` times past what it was trained
+on, its lists no longer fit the data and :meth:`ApproximateIndex.stale` says so (the owner
+rebuilds it from the durable rows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_ROWS = 256  # fewer cannot train the quantisers (16 centroids each), nor need them
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    exact_below: int = 100_000  # rows; an exact scan of 100 k 512-d rows takes 17 ms
+    nprobe: int = 32  # inverted lists searched per query
+    refine: int = 50  # PQ candidates re-scored from fp16 per wanted hit (FAISS k_factor)
+    retrain_growth: float = 4.0  # rebuild once this many times the rows it was trained on
+    threads: int = 0  # FAISS OpenMP threads; 0: its default
+
+
+def nlist_for(rows: int) -> int:
+    """Inverted lists for ``rows`` vectors: about sqrt(n), a power of two, with at least 16
+    training points each (k-means on 2 cores trains 1,024 lists on 40 k points in seconds;
+    4 sqrt(n) lists took minutes at 1 M)."""
+    return max(1, min(2 ** round(math.log2(math.sqrt(max(rows, 1)))), rows // 16))
+
+
+class ApproximateIndex:
+    """IVF + fast-scan PQ codes, refined from fp16 vectors; rows are insertion order."""
+
+    def __init__(self, vectors: np.ndarray, policy: IndexPolicy) -> None:
+        import faiss
+
+        if policy.threads:
+            faiss.omp_set_num_threads(policy.threads)
+        rows, dim = vectors.shape
+        self.policy = policy
+        self.dim = dim
+        self.trained_rows = rows
+        # Too few vectors to train quantisers on (a collection's first crops, say): an
+        # exact flat index, until stale() asks for the real one.
+        self.flat = rows < MIN_ROWS
+        key = "Flat" if self.flat else f"IVF{nlist_for(rows)},PQ{max(1, dim // 8)}x4fs"
+        key += "" if self.flat else ",Refine(SQfp16)"
+        self.index = faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
+        if not self.flat:
+            sample = vectors
+            if rows > 40 * nlist_for(rows):  # k-means needs ~40-256 points a list, no more
+                picks = np.random.default_rng(0).choice(rows, 40 * nlist_for(rows), replace=False)
+                sample = vectors[np.sort(picks)]
+            self.index.train(_float32(sample))
+            faiss.extract_index_ivf(self.index).nprobe = policy.nprobe
+            self.index.k_factor = policy.refine
+        self.add(vectors)
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the codes, lists and fp16 copies take (what a worker holds)."""
+        import faiss
+
+        return len(faiss.serialize_index(self.index))
+
+    def add(self, vectors: np.ndarray) -> None:
+        if len(vectors):
+            self.index.add(_float32(vectors))
+
+    def stale(self) -> bool:
+        """Grown past what it was trained for (or past flat): time to rebuild."""
+        if self.flat:
+            return self.size >= MIN_ROWS
+        return self.size >= self.policy.retrain_growth * self.trained_rows
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and rows (q, k), best first; rows of -1 where fewer than k were found."""
+        k = min(k, self.size)
+        if k <= 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        return self.index.search(_float32(queries), k)
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The (fp16-exact) vectors of these rows, fp32."""
+        if len(rows) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self.index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
+
+
+def _float32(vectors: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,114 @@
+"""The approximate index answers as the exact scan does, for images, crops and image queries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clipcore.retrieval import CollectionIndex, collection_nulls, rankings, search
+from clipcore.schemas import RerankMode
+from clipcore.vector_index import MIN_ROWS, ApproximateIndex, IndexPolicy
+
+DIM = 32
+
+
+def clustered(rng: np.random.Generator, count: int, centres: np.ndarray) -> torch.Tensor:
+    vectors = centres[rng.integers(len(centres), size=count)]
+    vectors = vectors + rng.standard_normal((count, DIM)).astype(np.float32) * 0.15
+    return torch.from_numpy(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+
+
+@pytest.fixture(scope="module")
+def collections() -> tuple[CollectionIndex, CollectionIndex, torch.Tensor]:
+    """The same 3,000 images with 2 crops each, indexed exactly and approximately."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((60, DIM)).astype(np.float32)
+    images, crops = clustered(rng, 3000, centres), clustered(rng, 6000, centres)
+    owners = torch.arange(3000).repeat_interleave(2)
+    ids = [f"{i:024x}" for i in range(3000)]
+    exact = CollectionIndex()
+    approximate = CollectionIndex(policy=IndexPolicy(exact_below=2000, nprobe=16))
+    for index in (exact, approximate):  # in two ingests, as a worker refreshes
+        index.extend(ids[:1000], images[:1000], crops[:2000], owners[:2000], 1)
+        index.extend(ids[1000:], images[1000:], crops[2000:], owners[2000:], 2)
+    return exact, approximate, clustered(rng, 40, centres)
+
+
+def test_a_large_collection_moves_into_faiss(collections) -> None:
+    exact, approximate, _ = collections
+    assert not exact.approximate and approximate.approximate
+    assert approximate.images.numel() == 0 and approximate.crops.numel() == 0
+    assert approximate.nbytes < exact.nbytes * 0.7  # fp16 copies and 2-byte codes, not fp32
+    assert torch.allclose(approximate.vector(1234), exact.vector(1234), atol=1e-3)
+
+
+@pytest.mark.parametrize("rerank", [RerankMode.none, RerankMode.crops])
+def test_approximate_hits_are_the_exact_ones(collections, rerank: RerankMode) -> None:
+    exact, approximate, queries = collections
+    overlap = []
+    for query in queries:
+        want = search(exact, query, 10, rerank)
+        got = search(approximate, query, 10, rerank)
+        overlap.append(len({h.row for h in want} & {h.row for h in got}) / 10)
+        for hit in got:  # every score is the exact one, fused as the exact scan fuses
+            assert hit.image_score == pytest.approx(float(exact.images[hit.row] @ query), abs=2e-3)
+            if hit.crop_row is not None:
+                assert int(exact.crop_owners[hit.crop_row]) == hit.row
+                crop = float(exact.crops[hit.crop_row] @ query)
+                assert hit.crop_score == pytest.approx(crop, abs=2e-3)
+                assert approximate.region_index(hit.crop_row) == hit.crop_row - 2 * hit.row
+    assert np.mean(overlap) >= 0.9, np.mean(overlap)
+
+
+def test_image_queries_leave_themselves_out_and_new_rows_are_found(collections) -> None:
+    exact, approximate, _ = collections
+    hits = search(approximate, approximate.vector(77), 5, exclude=77)
+    assert len(hits) == 5 and 77 not in [h.row for h in hits]
+    assert [h.row for h in hits][:3] == [
+        h.row for h in search(exact, exact.vector(77), 3, exclude=77)
+    ]
+    fresh = torch.nn.functional.normalize(torch.randn(1, DIM), dim=1)
+    approximate.extend(["f" * 24], fresh, torch.empty(0, 0), torch.empty(0), 3)
+    assert search(approximate, fresh[0], 1)[0].row == 3000  # added without retraining
+    assert approximate.row_of("f" * 24) == 3000
+
+
+def test_nulls_and_rankings_work_on_the_shortlist(collections) -> None:
+    exact, approximate, queries = collections
+    nulls_exact = collection_nulls(exact, queries[:20])
+    nulls_approximate = collection_nulls(approximate, queries[:20])
+    assert nulls_approximate.mean == pytest.approx(nulls_exact.mean, abs=0.01)
+    ranked = rankings(approximate, queries[:3], RerankMode.crops, depth=25)
+    assert [len(r) for r in ranked] == [25, 25, 25]
+
+
+def test_growth_past_the_training_size_rebuilds() -> None:
+    rng = np.random.default_rng(1)
+    vectors = clustered(rng, 1200, rng.standard_normal((10, DIM)).astype(np.float32)).numpy()
+    index = ApproximateIndex(vectors[:300], IndexPolicy(retrain_growth=2))
+    index.add(vectors[300:500])
+    assert not index.flat and not index.stale()
+    index.add(vectors[500:600])
+    assert index.stale() and index.size == 600
+    few = ApproximateIndex(vectors[:20], IndexPolicy())  # a collection's first few crops
+    assert few.flat and search_rows(few, vectors[7]) == 7
+    few.add(vectors[20:MIN_ROWS])
+    assert few.stale()  # flat no longer: the owner retrains it
+    collection = CollectionIndex(policy=IndexPolicy(exact_below=300, retrain_growth=2))
+    for start in range(0, 1200, 100):
+        batch = torch.from_numpy(vectors[start : start + 100])
+        ids = [f"{i:024x}" for i in range(start, start + 100)]
+        crops = batch[:1] if start >= 400 else torch.empty(0, 0)  # crops begin late, few
+        owners = torch.tensor([start]) if start >= 400 else torch.empty(0)
+        collection.extend(ids, batch, crops, owners, start)
+    assert collection.approximate_images is not None
+    assert collection.approximate_images.trained_rows >= 600  # retrained on the grown rows
+    assert collection.approximate_crops is not None and collection.approximate_crops.flat
+    assert search(collection, torch.from_numpy(vectors[555]), 1)[0].row == 555
+    hit = search(collection, torch.from_numpy(vectors[700]), 1, RerankMode.crops)[0]
+    assert (hit.row, hit.crop_row) == (700, 3)  # the crop of image 700 is crop row 3
+
+
+def search_rows(index: ApproximateIndex, vector: np.ndarray) -> int:
+    return int(index.search(vector[None], 1)[1][0, 0])

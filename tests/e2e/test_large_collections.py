@@ -1,0 +1,98 @@
+"""A collection past CLIPQ_INDEX_EXACT_BELOW is searched through FAISS by a real worker.
+
+The answers are checked against a plain numpy scan of the embeddings the worker stored in
+Redis, not against the index's own code.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clipq.store.collections import Collections
+from tests.e2e.conftest import Service, env_on, private_redis, running_service
+
+IMAGES = 300
+
+
+@pytest.fixture(scope="module")
+def large(base_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("large")
+    with private_redis(folder / "redis") as server:
+        env = env_on(base_env, server, CLIPQ_INDEX_EXACT_BELOW="256", CLIPQ_BATCH_SIZE="32")
+        with running_service(env, folder / "logs") as service:
+            yield service
+
+
+def noise_png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def collection(large: Service) -> str:
+    collection_id = large.http.post("/v1/collections", json={"name": "large"}).json()["id"]
+    for start in (0, 200):  # two ingests: the second lands after the index was built
+        files = [
+            ("images", (f"{i}.png", noise_png(i), "image/png")) for i in range(start, start + 200)
+        ]
+        if start:
+            files = files[: IMAGES - start]
+        response = large.http.post(f"/v1/collections/{collection_id}/images", files=files)
+        job = large.wait_for(response.json()["id"], timeout=300)
+        assert job["status"] == "succeeded", job["error"]
+        search = large.http.post(
+            f"/v1/collections/{collection_id}/search", json={"query": "x", "min_score": -1}
+        )
+        large.wait_for(search.json()["id"])  # the worker loads (and indexes) what is there
+    return collection_id
+
+
+def stored(large: Service, collection_id: str) -> tuple[list[str], np.ndarray]:
+    store = Collections(large.redis)
+    _, images, _, dim = store.counts(collection_id)
+    rows = store.read_rows(collection_id, "emb", 0, images, dim).astype(np.float32)
+    return store.image_ids(collection_id, 0, images), rows
+
+
+def test_find_similar_through_the_index_matches_a_plain_scan(
+    large: Service, collection: str
+) -> None:
+    ids, rows = stored(large, collection)
+    assert len(ids) == IMAGES
+    for row in (3, 150, 299):
+        path = f"/v1/collections/{collection}/images/{ids[row]}/similar"
+        job = large.wait_for(large.http.post(path, json={"top_k": 10}).json()["id"])
+        assert job["status"] == "succeeded", job["error"]
+        result = job["result"]
+        assert result["approximate"] is True
+        scores = rows @ rows[row]
+        scores[row] = -np.inf  # the image itself is left out
+        expected = [ids[i] for i in np.argsort(-scores)[:10]]
+        got = [hit["image_id"] for hit in result["hits"]]
+        assert len(set(got) & set(expected)) >= 9, (got, expected)
+        for hit in result["hits"]:
+            assert hit["image_score"] == pytest.approx(
+                float(scores[ids.index(hit["image_id"])]), abs=5e-3
+            )
+
+
+def test_text_search_with_crops_through_the_index(large: Service, collection: str) -> None:
+    response = large.http.post(
+        f"/v1/collections/{collection}/search",
+        json={"query": "a red circle", "top_k": 5, "rerank": "crops", "min_score": -1},
+    )
+    result = large.wait_for(response.json()["id"])["result"]
+    assert result["approximate"] is True and len(result["hits"]) == 5
+    for hit in result["hits"]:
+        assert hit["score"] == pytest.approx(max(hit["image_score"], hit["crop_score"]))
+        x0, y0, x1, y1 = hit["crop_box"]
+        assert 0 <= x0 < x1 <= hit["width"] and 0 <= y0 < y1 <= hit["height"]
+    calibrated = large.http.post(f"/v1/collections/{collection}/search", json={"query": "x"})
+    assert large.wait_for(calibrated.json()["id"])["result"]["decision"] == "calibrated"
