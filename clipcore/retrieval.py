@@ -97,25 +97,21 @@ class CollectionIndex:
                     self.approximate_crops = ApproximateIndex(crops.numpy(), self.policy)
                 else:
                     self.approximate_crops.add(crops.numpy())
-            if self.approximate_images.stale() or (
-                self.approximate_crops is not None and self.approximate_crops.stale()
-            ):
-                self._rebuild()
+            if self.approximate_images.stale():  # each retrained on its own, when it needs it
+                self.approximate_images = self.approximate_images.rebuilt()
+            if self.approximate_crops is not None and self.approximate_crops.stale():
+                self.approximate_crops = self.approximate_crops.rebuilt()
             return
         self.images = images if self.images.numel() == 0 else torch.cat([self.images, images])
         if crops.numel():
             self.crops = crops if self.crops.numel() == 0 else torch.cat([self.crops, crops])
         if self.size >= max(self.policy.exact_below, MIN_ROWS):  # the crops follow their images
-            self._rebuild()
+            self._go_approximate()
 
-    def _rebuild(self) -> None:
-        """(Re)train the approximate indexes on every vector, and drop the exact matrices."""
-        images, crops = self.images.numpy(), self.crops.numpy()
-        if self.approximate_images is not None:
-            images = self.approximate_images.vectors(np.arange(self.size))
-        if self.approximate_crops is not None:
-            crops = self.approximate_crops.vectors(np.arange(self.crop_count))
-        self.approximate_images = ApproximateIndex(images, self.policy)
+    def _go_approximate(self) -> None:
+        """Train the approximate indexes on every vector, and drop the exact matrices."""
+        crops = self.crops.numpy()
+        self.approximate_images = ApproximateIndex(self.images.numpy(), self.policy)
         self.approximate_crops = ApproximateIndex(crops, self.policy) if len(crops) else None
         self.images, self.crops = torch.empty(0, 0), torch.empty(0, 0)
 

@@ -6,14 +6,15 @@ vectors instead: an inverted file (IVF, ``nlist`` about sqrt(n) lists, ``nprobe`
 searched) of 4-bit fast-scan product-quantiser codes (``dim / 16`` bytes a vector) that
 shortlists candidates, which are then re-scored from fp16 copies of the vectors
 (``Refine(SQfp16)``): about 1.1 KB a 512-d vector against the exact scan's 2 KB of fp32,
-and search time that grows with ``nprobe`` rather than with the collection. The kind and
+and search time that grows with ``nprobe`` x sqrt(n) codes scanned, not with n. The kind and
 its parameters come from ``bench/ann_index.py``'s measurements (README, "Collections at
 scale").
 
 The index is trained on the vectors it is built from and extended incrementally; once the
 collection has grown :attr:`IndexPolicy.retrain_growth` times past what it was trained
 on, its lists no longer fit the data and :meth:`ApproximateIndex.stale` says so (the owner
-rebuilds it from the durable rows).
+swaps in :meth:`ApproximateIndex.rebuilt`, trained on its fp16 copies). Fewer than
+``MIN_ROWS`` vectors (a collection's first few crops) are held in an exact flat index.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ class ApproximateIndex:
         if self.flat:
             return self.size >= MIN_ROWS
         return self.size >= self.policy.retrain_growth * self.trained_rows
+
+    def rebuilt(self) -> ApproximateIndex:
+        """A new index trained on every vector this one holds (its fp16 copies)."""
+        return ApproximateIndex(self.vectors(np.arange(self.size)), self.policy)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores and rows (q, k), best first; rows of -1 where fewer than k were found."""
