@@ -50,7 +50,24 @@ class CollectionIndex:
     approximate_crops: ApproximateIndex | None = None
     # clipcore.search_decision's statistics, per way of scoring; cleared when rows are added
     null_cache: dict[tuple, NullScores] = field(default_factory=dict)
+    # an approximate index was trained here since it was last saved (worker.collections)
+    built: bool = False
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_saved(
+        cls,
+        images: ApproximateIndex,
+        crops: ApproximateIndex | None,
+        image_ids: Sequence[str],
+        crop_owners: torch.Tensor,
+        policy: IndexPolicy,
+    ) -> CollectionIndex:
+        """An approximate index loaded from disk: its rows' ids and crop owners given, its
+        version unknown (the next refresh appends the rows added since it was saved)."""
+        index = cls(list(image_ids), crop_owners=crop_owners, policy=policy)
+        index.approximate_images, index.approximate_crops = images, crops
+        return index
 
     @property
     def size(self) -> int:
@@ -99,8 +116,10 @@ class CollectionIndex:
                     self.approximate_crops.add(crops.numpy())
             if self.approximate_images.stale():  # each retrained on its own, when it needs it
                 self.approximate_images = self.approximate_images.rebuilt()
+                self.built = True
             if self.approximate_crops is not None and self.approximate_crops.stale():
                 self.approximate_crops = self.approximate_crops.rebuilt()
+                self.built = True
             return
         self.images = images if self.images.numel() == 0 else torch.cat([self.images, images])
         if crops.numel():
@@ -114,6 +133,7 @@ class CollectionIndex:
         self.approximate_images = ApproximateIndex(self.images.numpy(), self.policy)
         self.approximate_crops = ApproximateIndex(crops, self.policy) if len(crops) else None
         self.images, self.crops = torch.empty(0, 0), torch.empty(0, 0)
+        self.built = True
 
     def region_index(self, crop_row: int) -> int:
         """Which of its image's regions a crop row is (crops of an image are contiguous)."""

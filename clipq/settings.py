@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         "an approximate FAISS index (IVF + fast-scan PQ, refined from fp16) instead of an exact "
         "scan (bench/ann_index.py).",
     )
+    index_dir: str = Field(
+        "",
+        description="A folder (a volume shared by a host's workers) where approximate indexes "
+        "are saved and memory-mapped from; empty: each worker trains its own in memory.",
+    )
     index_nprobe: int = Field(
         32, ge=1, le=65_536, description="Inverted lists an approximate search visits."
     )

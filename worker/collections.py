@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,18 +41,24 @@ from clipq.contracts.collections import (
 from clipq.errors import Conflict, NotFound, QuotaExceeded, RelayedProblem
 from clipq.settings import Settings
 from clipq.store.collections import Collections
+from worker import saved_indexes
 
 
 class CollectionIndexes:
     """One :class:`CollectionIndex` per collection, loaded on first use.
 
     Rows are only ever appended, so a refresh reads just the rows added since
-    the last one; a collection deleted (and perhaps re-created) starts over.
+    the last one; a collection deleted (and perhaps re-created) starts over. With a
+    ``folder`` (``CLIPQ_INDEX_DIR``), approximate indexes trained here are saved there and
+    a collection met for the first time is mapped from it (:mod:`worker.saved_indexes`).
     """
 
-    def __init__(self, store: Collections, policy: IndexPolicy | None = None) -> None:
+    def __init__(
+        self, store: Collections, policy: IndexPolicy | None = None, folder: Path | None = None
+    ) -> None:
         self.store = store
         self.policy = policy or IndexPolicy()
+        self.folder = folder
         self._indexes: dict[str, CollectionIndex] = {}
         self._lock = threading.Lock()
 
@@ -59,15 +66,28 @@ class CollectionIndexes:
         counts = self.store.counts(collection_id)
         if counts is None:
             self._indexes.pop(collection_id, None)
+            if self.folder:
+                saved_indexes.remove(self.folder, collection_id)
             raise NotFound(f"no collection {collection_id!r}")
         version, images, crops, dim = counts
         with self._lock:
             index = self._indexes.get(collection_id)
             if index is None or index.size > images:
-                index = self._indexes[collection_id] = CollectionIndex(policy=self.policy)
+                index = self._indexes[collection_id] = self._fresh(collection_id, images, crops)
             if index.version != version:
                 self._refresh(collection_id, index, images, crops, dim, version)
+            if index.built and self.folder:
+                saved_indexes.save(self.folder, collection_id, index)
             return index
+
+    def _fresh(self, collection_id: str, images: int, crops: int) -> CollectionIndex:
+        if self.folder and images >= self.policy.exact_below:
+            saved = saved_indexes.load(
+                self.folder, collection_id, self.store, self.policy, images, crops
+            )
+            if saved is not None:
+                return saved
+        return CollectionIndex(policy=self.policy)
 
     def _refresh(
         self,

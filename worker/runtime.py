@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import cache
+from pathlib import Path
 
 import redis
 import torch
@@ -59,7 +60,8 @@ def indexes() -> CollectionIndexes:
         nprobe=settings.index_nprobe,
         refine=settings.index_refine,
     )
-    return CollectionIndexes(collections(), policy)
+    folder = Path(settings.index_dir) if settings.index_dir else None
+    return CollectionIndexes(collections(), policy, folder)
 
 
 def image_cache() -> RedisEmbeddingStore:

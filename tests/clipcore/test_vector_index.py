@@ -112,3 +112,23 @@ def test_growth_past_the_training_size_rebuilds() -> None:
 
 def search_rows(index: ApproximateIndex, vector: np.ndarray) -> int:
     return int(index.search(vector[None], 1)[1][0, 0])
+
+
+def test_a_saved_index_is_mapped_and_grows_beside_itself(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    vectors = clustered(rng, 1500, rng.standard_normal((20, DIM)).astype(np.float32)).numpy()
+    built = ApproximateIndex(vectors[:1000], IndexPolicy())
+    built.save(tmp_path / "images.faiss")
+    assert [p.name for p in tmp_path.iterdir()] == ["images.faiss"]  # no partial left behind
+    mapped = ApproximateIndex.load(tmp_path / "images.faiss", IndexPolicy())
+    assert mapped.mapped and mapped.size == 1000
+    assert np.array_equal(mapped.search(vectors[:5], 3)[1], built.search(vectors[:5], 3)[1])
+    mapped.add(vectors[1000:1100])  # kept beside the mapped base, exact
+    assert mapped.size == 1100 and len(mapped.delta) == 100 and not mapped.stale()
+    scores, rows = mapped.search(vectors[[1050, 20]], 1)
+    assert rows[:, 0].tolist() == [1050, 20] and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert np.allclose(mapped.vectors(np.array([5, 1099])), vectors[[5, 1099]], atol=1e-3)
+    mapped.add(vectors[1100:1400])  # a delta past a tenth of the base: time to retrain
+    assert mapped.stale()
+    again = mapped.rebuilt()
+    assert not again.mapped and again.size == 1400 and len(again.delta) == 0

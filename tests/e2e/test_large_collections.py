@@ -7,6 +7,7 @@ Redis, not against the index's own code.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -23,7 +24,13 @@ IMAGES = 300
 def large(base_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     folder = tmp_path_factory.mktemp("large")
     with private_redis(folder / "redis") as server:
-        env = env_on(base_env, server, CLIPQ_INDEX_EXACT_BELOW="256", CLIPQ_BATCH_SIZE="32")
+        env = env_on(
+            base_env,
+            server,
+            CLIPQ_INDEX_EXACT_BELOW="256",
+            CLIPQ_BATCH_SIZE="32",
+            CLIPQ_INDEX_DIR=str(folder / "indexes"),
+        )
         with running_service(env, folder / "logs") as service:
             yield service
 
@@ -96,3 +103,41 @@ def test_text_search_with_crops_through_the_index(large: Service, collection: st
         assert 0 <= x0 < x1 <= hit["width"] and 0 <= y0 < y1 <= hit["height"]
     calibrated = large.http.post(f"/v1/collections/{collection}/search", json={"query": "x"})
     assert large.wait_for(calibrated.json()["id"])["result"]["decision"] == "calibrated"
+
+
+def test_a_restarted_worker_maps_the_saved_index_and_appends_new_rows(base_env, tmp_path) -> None:
+    with private_redis(tmp_path / "redis") as server:
+        env = env_on(
+            base_env, server, CLIPQ_INDEX_EXACT_BELOW="256", CLIPQ_INDEX_DIR=str(tmp_path / "ix")
+        )
+        with running_service(env, tmp_path / "first") as first:  # trains and saves, then stops
+            collection = ingest_and_search(first, range(280))
+        snapshot = json.loads((tmp_path / "ix" / collection / "latest.json").read_text())
+        assert snapshot["images"]["rows"] == 280
+        with running_service(env, tmp_path / "again") as again:  # a new worker, same volume
+            ingest_and_search(again, range(280, 285), collection)
+            ids, rows = stored(again, collection)
+            newest = len(ids) - 1  # added after the index was saved: searched beside it
+            path = f"/v1/collections/{collection}/images/{ids[newest]}/similar"
+            job = again.wait_for(again.http.post(path, json={"top_k": 5}).json()["id"])
+            assert job["result"]["approximate"] is True
+            scores = rows @ rows[newest]
+            scores[newest] = -np.inf
+            expected = {ids[i] for i in np.argsort(-scores)[:5]}
+            assert len({h["image_id"] for h in job["result"]["hits"]} & expected) >= 4
+    logs = "".join(p.read_text() for p in (tmp_path / "again").glob("*.log"))
+    assert f"mapped the saved index of collection {collection}" in logs
+    assert "saved the index" not in logs  # nothing was trained again
+
+
+def ingest_and_search(service: Service, seeds, collection: str | None = None) -> str:
+    if collection is None:
+        collection = service.http.post("/v1/collections", json={"name": "big"}).json()["id"]
+    files = [("images", (f"{i}.png", noise_png(i), "image/png")) for i in seeds]
+    response = service.http.post(f"/v1/collections/{collection}/images", files=files)
+    assert service.wait_for(response.json()["id"], timeout=300)["status"] == "succeeded"
+    search = service.http.post(
+        f"/v1/collections/{collection}/search", json={"query": "x", "min_score": -1}
+    )
+    assert service.wait_for(search.json()["id"])["status"] == "succeeded"
+    return collection
