@@ -233,6 +233,7 @@ export function renderSearch(result, imageName = null) {
     "p",
     { class: "hint" },
     `${asked} · ${crops ? "with crop reranking" : "full images"}`,
+    result.approximate ? " · approximate index (large collection)" : "",
     result.min_score !== null && result.min_score !== undefined
       ? ` · threshold ${result.min_score}${result.decision === "calibrated" ? " (the collection's own)" : ""}`
       : "",
