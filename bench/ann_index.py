@@ -16,12 +16,12 @@ at all, which no collection looks like), with queries drawn the same way but nev
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
 
 from bench.common import machine, median, percentile, table
+from clipcore.vector_index import nlist_for
 
 DIM = 512
 QUERIES = 200
@@ -50,10 +50,6 @@ def clustered(rng: np.random.Generator, centres: np.ndarray, count: int) -> np.n
     vectors = centres[picks] + rng.standard_normal((count, centres.shape[1]), np.float32) * 0.04
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors.astype(np.float32)
-
-
-def nlist_for(size: int) -> int:
-    return max(16, 2 ** round(math.log2(math.sqrt(size))))
 
 
 def build(kind: str, vectors: np.ndarray):

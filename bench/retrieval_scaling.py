@@ -32,20 +32,13 @@ QUERIES = 40
 MODES = ("exact", "approximate")
 
 
-def clustered(rng, centres, count: int):
-    import numpy as np
-
-    vectors = centres[rng.integers(len(centres), size=count)]
-    vectors = vectors + rng.standard_normal((count, centres.shape[1]), np.float32) * 0.04
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
 def measure_one(size: int, mode: str) -> dict[str, float]:
     """In this process: build an index of ``size`` rows, time searches, read memory."""
 
     import numpy as np
     import torch
 
+    from bench.ann_index import clustered
     from clipcore.retrieval import CollectionIndex, search
     from clipcore.vector_index import IndexPolicy
     from clipq.settings import Settings
