@@ -76,9 +76,9 @@ class CollectionIndexes:
                 index = self._indexes[collection_id] = self._fresh(collection_id, images, crops)
             if index.version != version:
                 self._refresh(collection_id, index, images, crops, dim, version)
-            if index.built and self.folder:
-                saved_indexes.save(self.folder, collection_id, index)
-            return index
+        if index.built and self.folder:  # outside the lock: a large write takes seconds
+            saved_indexes.save(self.folder, collection_id, index)
+        return index
 
     def _fresh(self, collection_id: str, images: int, crops: int) -> CollectionIndex:
         if self.folder and images >= self.policy.exact_below:
