@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
@@ -10,9 +11,9 @@ from fastapi.responses import Response as RawResponse
 from api.auth import OwnerDep
 from api.deps import CollectionsDep, SettingsDep, require_multipart
 from api.forms import ingest_labels, ingest_metadata
-from api.jobs import SubmitterDep, accepted
+from api.jobs import JobSubmitter, SubmitterDep, accepted
 from api.openapi import problems
-from api.uploads import accept_uploads
+from api.uploads import AcceptedUpload, accept_uploads
 from clipcore.prompts import MAX_LABEL_LENGTH
 from clipcore.schemas import Fusion, RerankMode
 from clipq.contracts.collections import (
@@ -23,12 +24,14 @@ from clipq.contracts.collections import (
     EvaluateRequest,
     IngestItem,
     IngestPayload,
+    SearchOptions,
     SearchPayload,
     SearchRequest,
     SimilarRequest,
 )
 from clipq.contracts.jobs import Job
 from clipq.errors import NotFound, QuotaExceeded
+from clipq.settings import Settings
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 MAX_OFFSET = 1_000_000_000  # beyond any collection; keeps offset + limit inside Redis' range
@@ -187,15 +190,7 @@ async def search_collection(
     """Text→image search; answers 202 — use GET /v1/jobs/{id}?wait=N for one round trip."""
     await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(body.callback_url)
-    min_score = settings.search_min_score if body.min_score is None else body.min_score
-    # None: the worker applies the collection's own threshold (clipcore.search_decision)
-    payload = SearchPayload(
-        **body.model_dump(exclude={"min_score", "callback_url"}),
-        collection_id=collection_id,
-        min_score=min_score,
-    )
-    job = await submitter.submit(payload, [], 1, callback)
-    return accepted(response, job)
+    return await submit_search(submitter, settings, response, body, callback, collection_id)
 
 
 @router.post(
@@ -218,15 +213,9 @@ async def find_similar_images(
     if not await collections.has_image(collection_id, image_id):
         raise NotFound(f"no image {image_id!r} in collection {collection_id!r}")
     callback = await submitter.callback(body.callback_url)
-    min_score = settings.search_min_score if body.min_score is None else body.min_score
-    payload = SearchPayload(
-        **body.model_dump(exclude={"min_score", "callback_url"}),
-        collection_id=collection_id,
-        image_id=image_id,
-        min_score=min_score,
+    return await submit_search(
+        submitter, settings, response, body, callback, collection_id, image_id=image_id
     )
-    job = await submitter.submit(payload, [], 1, callback)
-    return accepted(response, job)
 
 
 @router.post(
@@ -259,16 +248,34 @@ async def find_similar_to_upload(
     await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(callback_url)
     [upload] = await accept_uploads([image], settings)
-    payload = SearchPayload(
-        collection_id=collection_id,
-        image=upload.ref,
-        top_k=top_k,
-        rerank=rerank,
-        fusion=fusion,
-        crop_weight=crop_weight,
-        min_score=settings.search_min_score if min_score is None else min_score,
+    options = SearchOptions(
+        top_k=top_k, rerank=rerank, fusion=fusion, crop_weight=crop_weight, min_score=min_score
     )
-    job = await submitter.submit(payload, [upload], 1, callback)
+    return await submit_search(
+        submitter, settings, response, options, callback, collection_id, [upload], image=upload.ref
+    )
+
+
+async def submit_search(
+    submitter: JobSubmitter,
+    settings: Settings,
+    response: Response,
+    options: SearchOptions,
+    callback: str,
+    collection_id: str,
+    uploads: Sequence[AcceptedUpload] = (),
+    **query: object,
+) -> Job:
+    """Queue one search (text, image id or uploaded image: ``query`` or ``options.query``)."""
+    # None: for text, the worker applies the collection's own threshold (search_decision)
+    min_score = settings.search_min_score if options.min_score is None else options.min_score
+    payload = SearchPayload(
+        **options.model_dump(exclude={"min_score", "callback_url"}),
+        **query,
+        collection_id=collection_id,
+        min_score=min_score,
+    )
+    job = await submitter.submit(payload, uploads, 1, callback)
     return accepted(response, job)
 
 
