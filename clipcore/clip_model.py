@@ -61,6 +61,10 @@ class LoadedClip:
     domain: DomainReference | None = None
 
     @property
+    def embedding_dim(self) -> int:
+        return self.model.config.projection_dim or 0
+
+    @property
     def logit_scale(self) -> float:
         return float(self.model.logit_scale.detach().exp())
 

@@ -11,7 +11,7 @@ fused the same way. Either way ``search`` returns the same kind of answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +21,7 @@ from clipcore.metrics import first_relevant_rank, recall_at_k, reciprocal_rank
 from clipcore.rerank import best_crops, fuse
 from clipcore.schemas import Fusion, RerankMode
 from clipcore.search_decision import NullScores, null_scores
-from clipcore.vector_index import MIN_ROWS, ApproximateIndex, IndexPolicy
+from clipcore.vector_index import MIN_ROWS, ApproximateIndex, IndexPolicy, RowSource
 
 # An approximate collection ranks at most this deep for evaluation (a first relevant image
 # beyond it counts as not found: its reciprocal rank would be under 0.001).
@@ -52,6 +52,10 @@ class CollectionIndex:
     null_cache: dict[tuple, NullScores] = field(default_factory=dict)
     # an approximate index was trained here since it was last saved (worker.collections)
     built: bool = False
+    # where approximate indexes read the exact vectors of their rows from, when the
+    # collection keeps them in files; None: the indexes hold fp16 copies themselves
+    image_source: RowSource | None = None
+    crop_source: RowSource | None = None
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -67,7 +71,31 @@ class CollectionIndex:
         version unknown (the next refresh appends the rows added since it was saved)."""
         index = cls(list(image_ids), crop_owners=crop_owners, policy=policy)
         index.approximate_images, index.approximate_crops = images, crops
+        index.image_source, index.crop_source = images.source, crops.source if crops else None
         return index
+
+    def build_approximate(
+        self,
+        image_ids: Sequence[str],
+        read_images: Callable[[int, int], np.ndarray],
+        crop_owners: torch.Tensor,
+        read_crops: Callable[[int, int], np.ndarray],
+        dim: int,
+        version: int,
+    ) -> None:
+        """Fill an empty index met at a size past ``exact_below``: trained once at that size
+        (not retrained as it grows row by row), its vectors read a block at a time."""
+        assert self.size == 0
+        self.image_ids, self.crop_owners, self.version = list(image_ids), crop_owners, version
+        self.approximate_images = ApproximateIndex.built(
+            read_images, len(image_ids), dim, self.policy, self.image_source
+        )
+        self.approximate_crops = (
+            ApproximateIndex.built(read_crops, len(crop_owners), dim, self.policy, self.crop_source)
+            if len(crop_owners)
+            else None
+        )
+        self.built = True
 
     @property
     def size(self) -> int:
@@ -111,7 +139,9 @@ class CollectionIndex:
             self.approximate_images.add(images.numpy())
             if crops.numel():
                 if self.approximate_crops is None:
-                    self.approximate_crops = ApproximateIndex(crops.numpy(), self.policy)
+                    self.approximate_crops = ApproximateIndex.of(
+                        crops.numpy(), self.policy, self.crop_source
+                    )
                 else:
                     self.approximate_crops.add(crops.numpy())
             if self.approximate_images.stale():  # each retrained on its own, when it needs it
@@ -130,8 +160,12 @@ class CollectionIndex:
     def _go_approximate(self) -> None:
         """Train the approximate indexes on every vector, and drop the exact matrices."""
         crops = self.crops.numpy()
-        self.approximate_images = ApproximateIndex(self.images.numpy(), self.policy)
-        self.approximate_crops = ApproximateIndex(crops, self.policy) if len(crops) else None
+        self.approximate_images = ApproximateIndex.of(
+            self.images.numpy(), self.policy, self.image_source
+        )
+        self.approximate_crops = (
+            ApproximateIndex.of(crops, self.policy, self.crop_source) if len(crops) else None
+        )
         self.images, self.crops = torch.empty(0, 0), torch.empty(0, 0)
         self.built = True
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from tqdm import tqdm
@@ -19,6 +20,8 @@ from clipcore.taxonomy import Speed, Taxonomy
 from clipq.contracts.collections import (
     Collection,
     EvaluateResult,
+    ImportedParts,
+    ImportResult,
     IngestedImage,
     IngestResult,
     IngestStatus,
@@ -27,6 +30,9 @@ from clipq.contracts.collections import (
 from clipq.contracts.jobs import Job, ScenesResult
 from clipq.contracts.models import ModelList
 from clipq.errors import RelayedProblem
+
+if TYPE_CHECKING:
+    from clipq.cli.imports import Part
 
 CHUNK = 200  # images per job: well under the service's default limit of 500
 FilePart = tuple[str | None, bytes | str]  # a multipart part: (filename or None, content)
@@ -232,6 +238,32 @@ class ClipqClient:
         )
         job = self._finish(response)
         assert isinstance(job.result, SearchResult)
+        return job.result
+
+    def imported_parts(self, collection_id: str) -> set[str]:
+        """The names of the bulk-import parts the collection has."""
+        response = self._check(self.http.get(f"/v1/collections/{collection_id}/embeddings"))
+        return {part.part for part in ImportedParts.model_validate_json(response.content).parts}
+
+    def import_part(self, collection_id: str, part: Part, model: str | None = None) -> ImportResult:
+        """Send one part of a bulk import and wait for it; a part imported before adds nothing."""
+        files: list[tuple[str, FilePart]] = [("embeddings", (part.name, part.embeddings))]
+        if part.metadata:
+            files.append(("metadata", part.metadata))
+        fields = {"part": part.name} | ({"model": model} if model else {})
+        response = self.http.post(
+            f"/v1/collections/{collection_id}/embeddings", files=files, data=fields
+        )
+        if response.status_code == 409:  # imported since the parts were listed
+            return ImportResult(
+                collection_id=collection_id,
+                part=part.name,
+                imported=0,
+                already_imported=True,
+                image_count=0,
+            )
+        job = self._finish(response, tqdm(disable=True))
+        assert isinstance(job.result, ImportResult)
         return job.result
 
     def evaluate(

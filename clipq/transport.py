@@ -13,4 +13,5 @@ TASK_NAMES: dict[JobKind, str] = {
     JobKind.ingest: "clipq.ingest",
     JobKind.search: "clipq.search",
     JobKind.evaluate: "clipq.evaluate",
+    JobKind.bulk_import: "clipq.import",
 }

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${VENV:-.venv}"
 scripts/ensure-redis.sh
+# Collections' embedding rows and saved indexes: files here (compose keeps them on volumes).
+export CLIPQ_VECTOR_DIR="${CLIPQ_VECTOR_DIR-.clipq/vectors}" CLIPQ_INDEX_DIR="${CLIPQ_INDEX_DIR-.clipq/indexes}"
 
 "$venv/bin/celery" -A worker.celery_app worker --concurrency "${CLIPQ_WORKER_CONCURRENCY:-1}" \
     --loglevel INFO &

@@ -105,3 +105,12 @@ def test_webhooks_are_delivered_by_a_service_of_their_own_without_a_gpu() -> Non
     # The GPU worker keeps the image's command: the inference app, which consumes no webhooks.
     assert "command" not in services["worker"]
     assert '"worker.celery_app", "worker"' in (ROOT / "Dockerfile.worker").read_text()
+
+
+def test_worker_keeps_vectors_and_indexes_on_volumes_it_may_write() -> None:
+    services, volumes = compose()["services"], compose()["volumes"]
+    worker = services["worker"]
+    for setting, volume in (("CLIPQ_VECTOR_DIR", "vectors"), ("CLIPQ_INDEX_DIR", "indexes")):
+        path = worker["environment"][setting]
+        assert f"{volume}:{path}" in worker["volumes"] and volume in volumes
+        assert path in (ROOT / "Dockerfile.worker").read_text()  # created, owned by the user

@@ -20,7 +20,7 @@ from clipcore.problem import Problem
 from clipcore.retrieval import CollectionIndex
 from clipcore.schemas import RerankMode
 from clipcore.search_decision import MatchDecision, null_prompts
-from clipcore.vector_index import IndexPolicy
+from clipcore.vector_index import IndexPolicy, RowSource
 from clipq.contracts.collections import (
     Collection,
     EvaluatePayload,
@@ -65,29 +65,59 @@ class CollectionIndexes:
     def get(self, collection_id: str) -> CollectionIndex:
         counts = self.store.counts(collection_id)
         if counts is None:
-            self._indexes.pop(collection_id, None)
-            if self.folder:
-                saved_indexes.remove(self.folder, collection_id)
+            self.forget(collection_id)
             raise NotFound(f"no collection {collection_id!r}")
         version, images, crops, dim = counts
         with self._lock:
             index = self._indexes.get(collection_id)
             if index is None or index.size > images:
-                index = self._indexes[collection_id] = self._fresh(collection_id, images, crops)
+                index = self._indexes[collection_id] = self._fresh(
+                    collection_id, images, crops, dim
+                )
             if index.version != version:
                 self._refresh(collection_id, index, images, crops, dim, version)
         if index.built and self.folder:  # outside the lock: a large write takes seconds
             saved_indexes.save(self.folder, collection_id, index)
         return index
 
-    def _fresh(self, collection_id: str, images: int, crops: int) -> CollectionIndex:
+    def forget(self, collection_id: str) -> None:
+        """A collection that is gone: its index, saved index and vector files go too."""
+        self._indexes.pop(collection_id, None)
+        if self.folder:
+            saved_indexes.remove(self.folder, collection_id)
+        if self.store.files:
+            self.store.files.remove(collection_id)
+
+    def sweep(self) -> list[str]:
+        """Remove the files of deleted collections (the API deletes what is in Redis)."""
+        held = set(self.store.files.collection_ids()) if self.store.files else set()
+        if self.folder and self.folder.is_dir():
+            held |= {p.name for p in self.folder.iterdir() if p.is_dir()}
+        gone = sorted(c for c in held if self.store.counts(c) is None)
+        for collection_id in gone:
+            self.forget(collection_id)
+        return gone
+
+    def _fresh(self, collection_id: str, images: int, crops: int, dim: int) -> CollectionIndex:
+        sources = self._sources(collection_id, dim)
         if self.folder and images >= self.policy.exact_below:
             saved = saved_indexes.load(
-                self.folder, collection_id, self.store, self.policy, images, crops
+                self.folder, collection_id, self.store, self.policy, images, crops, sources
             )
             if saved is not None:
                 return saved
-        return CollectionIndex(policy=self.policy)
+        return CollectionIndex(policy=self.policy, image_source=sources[0], crop_source=sources[1])
+
+    def _sources(self, collection_id: str, dim: int) -> tuple[RowSource | None, RowSource | None]:
+        """For a collection in files, where its approximate indexes read exact vectors
+        (images, crops)."""
+        if not dim or not self.store.vectors_in_files(collection_id):
+            return None, None
+        take = self.store.take_rows
+        return (
+            lambda rows: take(collection_id, "emb", rows, dim),
+            lambda rows: take(collection_id, "crop", rows, dim),
+        )
 
     def _refresh(
         self,
@@ -98,22 +128,49 @@ class CollectionIndexes:
         dim: int,
         version: int,
     ) -> None:
-        have_images, have_crops = index.size, len(index.crop_owners)
+        """Append the rows added since ``index`` was last refreshed, ``REFRESH_ROWS`` images
+        (with their crops) at a time; an empty index met past ``exact_below`` is built at
+        its full size instead."""
+        have_images, have_crops = index.size, index.crop_count
+        store = self.store
         try:
-            ids = self.store.image_ids(collection_id, have_images, images)
-            rows = self.store.read_rows(collection_id, "emb", have_images, images, dim)
-            crop_rows = self.store.read_rows(collection_id, "crop", have_crops, crops, dim)
-            owners = self.store.read_rows(collection_id, "owner", have_crops, crops, 1)
+            owners = store.read_rows(collection_id, "owner", have_crops, crops, 1)[:, 0]
+            owners = owners.astype(np.int64)
+            if have_images == 0 and images >= max(self.policy.exact_below, 1) and dim:
+                index.build_approximate(
+                    _ids(store, collection_id, 0, images),
+                    lambda a, b: store.read_rows(collection_id, "emb", a, b, dim),
+                    torch.from_numpy(owners),
+                    lambda a, b: store.read_rows(collection_id, "crop", a, b, dim),
+                    dim,
+                    version,
+                )
+                return
+            for start in range(have_images, max(images, have_images + 1), REFRESH_ROWS):
+                end = min(start + REFRESH_ROWS, images)
+                # the crops of these images: owners are image rows, in order
+                low = have_crops + int(np.searchsorted(owners, start))
+                high = have_crops + int(np.searchsorted(owners, end))
+                index.extend(
+                    store.image_ids(collection_id, start, end),
+                    _tensor(store.read_rows(collection_id, "emb", start, end, dim), dim),
+                    _tensor(store.read_rows(collection_id, "crop", low, high, dim), dim),
+                    torch.from_numpy(owners[low - have_crops : high - have_crops]),
+                    version if end == images else -1,
+                )
         except LookupError as exc:  # deleted or replaced while we read
             self._indexes.pop(collection_id, None)
             raise NotFound(f"collection {collection_id} was deleted while it was read") from exc
-        index.extend(
-            ids,
-            _tensor(rows, dim),
-            _tensor(crop_rows, dim),
-            torch.from_numpy(owners[:, 0].astype(np.int64)),
-            version,
-        )
+
+
+REFRESH_ROWS = 262_144  # images read and added at a time: 512 MB of fp32 at 512-d
+
+
+def _ids(store: Collections, collection_id: str, start: int, end: int) -> list[str]:
+    ids: list[str] = []
+    for first in range(start, end, REFRESH_ROWS):
+        ids += store.image_ids(collection_id, first, min(first + REFRESH_ROWS, end))
+    return ids
 
 
 def _tensor(rows: np.ndarray, dim: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from worker.celery_app import app
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+SWEEP_EVERY_BEATS = 12  # deleted collections' files go within a minute or so
 
 
 @worker_process_init.connect
@@ -61,6 +62,7 @@ def start_heartbeat(model: str) -> None:
     described = Description()
 
     def beat() -> None:
+        beats = 0
         while not _stop.is_set():
             info: dict[str, object] = {"name": name, "model": model}
             if (description := described.get()) is not None:
@@ -68,8 +70,11 @@ def start_heartbeat(model: str) -> None:
             try:
                 runtime.store().heartbeat(name, info)
                 reap_stale_jobs()
-            except RedisError:  # Redis away for a moment: try again on the next beat.
+                if beats % SWEEP_EVERY_BEATS == 0:
+                    runtime.indexes().sweep()
+            except (RedisError, OSError):  # Redis (or the volume) away: try on the next beat.
                 log.warning("heartbeat to Redis failed", exc_info=True)
+            beats += 1
             _stop.wait(WORKER_HEARTBEAT_SECONDS)
 
     threading.Thread(target=beat, name="clipq-heartbeat", daemon=True).start()

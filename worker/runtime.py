@@ -20,6 +20,7 @@ from clipq.metrics import record_batch
 from clipq.settings import get_settings
 from clipq.store.collections import Collections
 from clipq.store.jobs import WorkerStore
+from clipq.store.vector_files import VectorFiles
 from worker.collections import CollectionIndexes
 from worker.embedding_cache import RedisEmbeddingStore
 
@@ -49,7 +50,9 @@ def text_cache() -> EmbeddingCache:
 
 @cache
 def collections() -> Collections:
-    return Collections(redis.Redis.from_url(get_settings().redis_url))
+    settings = get_settings()
+    files = VectorFiles(Path(settings.vector_dir)) if settings.vector_dir else None
+    return Collections(redis.Redis.from_url(settings.redis_url), files)
 
 
 @cache

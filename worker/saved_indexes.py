@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from clipcore.retrieval import CollectionIndex
-from clipcore.vector_index import ApproximateIndex, IndexPolicy
+from clipcore.vector_index import ApproximateIndex, IndexPolicy, RowSource
 from clipq.store.collections import Collections
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,11 @@ def save(folder: Path, collection_id: str, index: CollectionIndex) -> None:
         else:
             name = f"{part}-{approximate.size}-{uuid.uuid4().hex[:8]}.faiss"
             approximate.save(home / name)
-            snapshot[part] = {"file": name, "rows": approximate.size}
+            snapshot[part] = {
+                "file": name,
+                "rows": approximate.size,
+                "trained_rows": approximate.trained_rows,
+            }
     partial = home / f".{LATEST}.{os.getpid()}"
     partial.write_text(json.dumps(snapshot))
     os.replace(partial, home / LATEST)
@@ -65,8 +69,12 @@ def load(
     policy: IndexPolicy,
     images_now: int,
     crops_now: int,
+    sources: tuple[RowSource | None, RowSource | None] = (None, None),
 ) -> CollectionIndex | None:
-    """The saved index of a collection, mapped, or None (nothing saved, or unusable)."""
+    """The saved index of a collection, mapped, or None (nothing saved, or unusable).
+
+    ``sources`` (images, crops): where an index saved without fp16 copies re-scores from
+    (the collection's files)."""
     home = folder / collection_id
     snapshot = _latest(home)
     if not snapshot or not snapshot.get("images"):
@@ -76,8 +84,8 @@ def load(
     if rows > images_now or crop_rows > crops_now:  # a deleted collection's id reused: never
         return None
     try:
-        images = ApproximateIndex.load(home / images_part["file"], policy)
-        crops = ApproximateIndex.load(home / crops_part["file"], policy) if crops_part else None
+        images = _load(home, images_part, policy, sources[0])
+        crops = _load(home, crops_part, policy, sources[1]) if crops_part else None
         ids = store.image_ids(collection_id, 0, rows)
         owners = store.read_rows(collection_id, "owner", 0, crop_rows, 1)
     except (OSError, RuntimeError, LookupError) as exc:  # half-written, removed, or corrupt
@@ -86,6 +94,13 @@ def load(
     owner_rows = torch.from_numpy(owners[:, 0].astype(np.int64))
     log.info("mapped the saved index of collection %s: %s", collection_id, snapshot)
     return CollectionIndex.from_saved(images, crops, ids, owner_rows, policy)
+
+
+def _load(
+    home: Path, part: dict, policy: IndexPolicy, source: RowSource | None
+) -> ApproximateIndex:
+    trained = part.get("trained_rows")
+    return ApproximateIndex.load(home / part["file"], policy, trained, source)
 
 
 def remove(folder: Path, collection_id: str) -> None:

@@ -12,6 +12,8 @@ from clipq.contracts.collections import (
     EvaluatePayload,
     EvaluateResult,
     ImageRef,
+    ImportPayload,
+    ImportResult,
     IngestPayload,
     IngestResult,
     SearchPayload,
@@ -27,7 +29,7 @@ from clipq.contracts.jobs import (
 )
 from clipq.settings import get_settings
 from clipq.transport import TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
-from worker import collections, cross_batching, runtime
+from worker import collections, cross_batching, imports, runtime
 from worker.celery_app import app
 from worker.jobs import RunningJob, run_job
 
@@ -128,6 +130,22 @@ def ingest(job_id: str) -> str | None:
         )
 
     return _run_job(job_id, IngestPayload.model_validate_json, work)
+
+
+@app.task(name=TASK_NAMES[JobKind.bulk_import])
+def bulk_import(job_id: str) -> str | None:
+    def work(payload: ImportPayload, job: RunningJob) -> ImportResult:
+        return imports.import_part(
+            runtime.collections(),
+            payload,
+            lambda refs: [upload.data for upload in job.uploads(refs)],
+            runtime.clip().embedding_dim,
+            job.progress,
+            get_settings(),
+            runtime.indexes(),
+        )
+
+    return _run_job(job_id, ImportPayload.model_validate_json, work)
 
 
 @app.task(name=TASK_NAMES[JobKind.search])

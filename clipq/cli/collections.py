@@ -178,7 +178,9 @@ def _write_grid(service: ClipqClient, result: SearchResult, path: Path) -> None:
 
     items = [
         SheetItem(
-            thumbnail=Image.open(io.BytesIO(service.thumbnail(hit.thumbnail_url))),
+            thumbnail=Image.open(io.BytesIO(service.thumbnail(hit.thumbnail_url)))
+            if hit.thumbnail_url
+            else Image.new("RGB", (96, 96), "lightgrey"),  # an embedding imported alone
             title=f"{rank}. {hit.filename}",
             detail=f"{hit.score:.3f}"
             + (f" crop {hit.crop_score:.3f}" if hit.crop_score is not None else ""),

@@ -63,7 +63,9 @@ class CollectionImage(BaseModel):
     width: int
     height: int
     regions: list[Region]
-    thumbnail_url: str
+    thumbnail_url: str | None = Field(
+        description="None for an image imported as an embedding only (no picture)."
+    )
 
 
 class CollectionImagePage(BaseModel):
@@ -109,6 +111,43 @@ class IngestResult(BaseModel):
     duplicates: int
     failed: int
     images: list[IngestedImage]
+
+
+# --- bulk import of precomputed embeddings ---------------------------------------------
+
+
+class ImportPayload(BaseModel):
+    """One part of a bulk import: an ``.npy`` of embeddings and, optionally, a Parquet or
+    CSV file with one row of metadata per embedding (clip-retrieval's layout)."""
+
+    kind: Literal["import"] = "import"
+    collection_id: str
+    part: str = Field(description="The part's name; a part is imported once.")
+    embeddings: ImageRef
+    metadata: ImageRef | None = None
+    rows: int
+    dim: int
+
+
+class ImportResult(BaseModel):
+    kind: Literal["import"] = "import"
+    collection_id: str
+    part: str
+    imported: int = Field(description="Images added by this part.")
+    already_imported: bool = Field(
+        False, description="The part had been imported before: nothing was added."
+    )
+    image_count: int = Field(description="Images in the collection after the part.")
+
+
+class ImportedPart(BaseModel):
+    part: str
+    rows: int
+    first_row: int = Field(description="The collection row of the part's first image.")
+
+
+class ImportedParts(BaseModel):
+    parts: list[ImportedPart] = Field(description="Parts imported so far, in import order.")
 
 
 # --- search ----------------------------------------------------------------------------
@@ -173,7 +212,7 @@ class SearchHit(BaseModel):
     crop_box: Box | None = None
     width: int
     height: int
-    thumbnail_url: str
+    thumbnail_url: str | None = Field(description="None for an embedding imported alone.")
 
 
 class SearchResult(BaseModel):

@@ -21,6 +21,8 @@ from clipq.contracts.collections import (
     EvaluatePayload,
     EvaluateResult,
     ImageRef,
+    ImportPayload,
+    ImportResult,
     IngestPayload,
     IngestResult,
     SearchPayload,
@@ -34,6 +36,7 @@ class JobKind(StrEnum):
     ingest = "ingest"
     search = "search"
     evaluate = "evaluate"
+    bulk_import = "import"  # precomputed embeddings
 
 
 class JobStatus(StrEnum):
@@ -77,7 +80,12 @@ class ScenesPayload(BaseModel):
 
 
 JobPayload = Annotated[
-    ClassifyPayload | ScenesPayload | IngestPayload | SearchPayload | EvaluatePayload,
+    ClassifyPayload
+    | ScenesPayload
+    | IngestPayload
+    | SearchPayload
+    | EvaluatePayload
+    | ImportPayload,
     Field(discriminator="kind"),
 ]
 
@@ -100,7 +108,7 @@ class ScenesResult(SceneBatch):
 
 
 JobResult = Annotated[
-    ClassifyResult | ScenesResult | IngestResult | SearchResult | EvaluateResult,
+    ClassifyResult | ScenesResult | IngestResult | SearchResult | EvaluateResult | ImportResult,
     Field(discriminator="kind"),
 ]
 

@@ -11,9 +11,12 @@ Layout (``{c}`` is ``clipq:coll:{id}``, ``{t}`` is ``clipq:tenant:{owner}``)::
     {c}:rows                  list: image id of each embedding row
     {c}:sha                   hash: sha256 → image id (re-ingesting the same bytes is a no-op)
     {c}:labels                hash: label → number of images carrying it
+    {c}:parts                 hash: part name → JSON {rows, first_row} of each bulk import
     {c}:emb:{segment}         fp16 image embeddings, SEGMENT_ROWS rows per string
     {c}:crop:{segment}        fp16 crop embeddings, SEGMENT_ROWS rows per string
     {c}:owner:{segment}       int32 image row of each crop row
+                              (the three above live in files instead when the record says
+                              ``vectors: files``: :mod:`clipq.store.vector_files`)
 
 Every key of a collection can be named from its record and its rows, so listing and
 deleting never scan the keyspace. :class:`AsyncCollections` is the API's half;
@@ -40,6 +43,8 @@ import redis.asyncio as aioredis
 from clipcore.schemas import CropBackground, Region
 from clipq._optional import numpy
 from clipq.contracts.collections import Collection, CollectionImage
+from clipq.errors import QuotaExceeded, ServiceUnavailable
+from clipq.store.vector_files import VectorFiles
 
 PREFIX = "clipq:coll"
 TENANT_PREFIX = "clipq:tenant:"
@@ -103,16 +108,17 @@ def collection_from_record(record: Mapping[Any, Any]) -> Collection:
 def image_from_record(collection_id: str, record: Mapping[Any, Any]) -> CollectionImage:
     fields = {as_text(k): v for k, v in record.items() if as_text(k) != "thumbnail"}
     image_id = as_text(fields["id"])
+    pictured = len(fields) < len(record)  # imported embeddings come without a picture
     return CollectionImage(
         id=image_id,
-        filename=as_text(fields["filename"]),
-        sha256=as_text(fields["sha256"]),
-        labels=json.loads(fields["labels"]),
-        metadata=json.loads(fields["metadata"]),
-        width=int(fields["width"]),
-        height=int(fields["height"]),
-        regions=[Region.model_validate(r) for r in json.loads(fields["regions"])],
-        thumbnail_url=thumbnail_url(collection_id, image_id),
+        filename=as_text(fields.get("filename")),
+        sha256=as_text(fields.get("sha256")),
+        labels=json.loads(fields.get("labels", "[]")),
+        metadata=json.loads(fields.get("metadata", "{}")),
+        width=int(fields.get("width", 0)),
+        height=int(fields.get("height", 0)),
+        regions=[Region.model_validate(r) for r in json.loads(fields.get("regions", "[]"))],
+        thumbnail_url=thumbnail_url(collection_id, image_id) if pictured else None,
     )
 
 
@@ -194,6 +200,16 @@ class AsyncCollections:
             records = await pipe.execute()
         return total, [image_from_record(collection_id, r) for r in records if r]
 
+    async def embedding_dim(self, collection_id: str) -> int:
+        """The width of the collection's embeddings; 0 before its first image."""
+        return int(await self.redis.hget(collection_key(collection_id), "dim") or 0)
+
+    async def imported_parts(self, collection_id: str) -> dict[str, dict[str, int]]:
+        """Part name → {rows, first_row} of every bulk-imported part, in import order."""
+        found = await self.redis.hgetall(f"{collection_key(collection_id)}:parts")
+        parts = {as_text(k): json.loads(v) for k, v in found.items()}
+        return dict(sorted(parts.items(), key=lambda item: item[1]["first_row"]))
+
     async def has_image(self, collection_id: str, image_id: str) -> bool:
         return bool(await self.redis.exists(image_key(collection_id, image_id)))
 
@@ -239,7 +255,7 @@ class AsyncCollections:
             segments = [segment_key(collection_id, kind, s) for s in range(_segments(rows))]
             for start in range(0, len(segments), DELETE_CHUNK):
                 yield segments[start : start + DELETE_CHUNK]
-        yield [f"{key}:rows", f"{key}:sha", f"{key}:labels"]
+        yield [f"{key}:rows", f"{key}:sha", f"{key}:labels", f"{key}:parts"]
 
     async def migrate_legacy_index(self) -> int:
         """Move collections of the single pre-0.2 index into their tenants' indexes."""
@@ -261,10 +277,35 @@ def _segments(rows: int) -> int:
 
 
 class Collections:
-    """What a worker does with collections (synchronous)."""
+    """What a worker does with collections (synchronous).
 
-    def __init__(self, client: redis.Redis) -> None:
+    With ``files`` (``CLIPQ_VECTOR_DIR``), a collection that starts empty keeps its
+    embedding rows there instead of in Redis (its record says ``vectors: files``); one
+    that began in Redis stays there.
+    """
+
+    def __init__(self, client: redis.Redis, files: VectorFiles | None = None) -> None:
         self.redis = client
+        self.files = files
+
+    def vectors_in_files(self, collection_id: str) -> bool:
+        where = as_text(self.redis.hget(collection_key(collection_id), "vectors"))
+        if where == "files" and self.files is None:
+            raise ServiceUnavailable(
+                f"collection {collection_id} keeps its vectors in CLIPQ_VECTOR_DIR, which this "
+                "worker does not have"
+            )
+        return where == "files"
+
+    def _place_vectors(self, pipe: Any, collection_id: str, rows: int) -> bool:
+        """Whether this append writes files: the collection's own choice, or for an empty
+        one this worker's (recorded in ``pipe``'s transaction)."""
+        if as_text(self.redis.hget(collection_key(collection_id), "vectors")):
+            return self.vectors_in_files(collection_id)
+        if self.files is not None and rows == 0:
+            pipe.hset(collection_key(collection_id), "vectors", "files")
+            return True
+        return False
 
     def get(self, collection_id: str) -> Collection | None:
         record = self.redis.hgetall(collection_key(collection_id))
@@ -358,6 +399,7 @@ class Collections:
             new_crops: list[Any] = []
             owners: list[int] = []
             pipe.multi()
+            files = self._place_vectors(pipe, collection_id, image_count + crop_count)
             for position, record in enumerate(records):
                 if record["sha256"] in stored or len(new_rows) >= room:
                     continue
@@ -369,11 +411,16 @@ class Collections:
                 owners.extend([row] * len(crops))
                 self._add_record(pipe, collection_id, record, row)
             if new_rows:
-                self._append_rows(pipe, collection_id, "emb", image_count, np.stack(new_rows))
+                self._append_rows(
+                    pipe, files, collection_id, "emb", image_count, np.stack(new_rows)
+                )
             if new_crops:
-                self._append_rows(pipe, collection_id, "crop", crop_count, np.stack(new_crops))
+                self._append_rows(
+                    pipe, files, collection_id, "crop", crop_count, np.stack(new_crops)
+                )
                 self._append_rows(
                     pipe,
+                    files,
                     collection_id,
                     "owner",
                     crop_count,
@@ -388,29 +435,89 @@ class Collections:
             pipe.execute()
         return stored
 
+    def import_rows(
+        self,
+        collection_id: str,
+        part: str,
+        records: Sequence[dict[str, Any]],
+        embeddings: np.ndarray,
+        max_tenant_images: int,
+    ) -> tuple[int, bool]:
+        """Append one part of a bulk import, all of it or nothing, together with the mark that
+        it is imported: (image count after it, whether the part had been imported before).
+
+        ``records`` carry id, filename, labels and metadata (no picture, no sha256: the
+        part's name is what makes a retry a no-op). :class:`QuotaExceeded` if the part does
+        not fit the tenant's quota; :class:`LookupError` if the collection is gone.
+        """
+        key = collection_key(collection_id)
+        tenant = tenant_key(self.owner(collection_id))
+        with self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS):
+            while True:
+                with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.watch(tenant)
+                    counts = self.counts(collection_id)
+                    if counts is None:
+                        raise LookupError(f"collection {collection_id} is gone")
+                    image_count = counts[1]
+                    if self.redis.hexists(f"{key}:parts", part):
+                        return image_count, True
+                    room = max_tenant_images - int(pipe.hget(tenant, "images") or 0)
+                    if len(records) > room:
+                        raise QuotaExceeded(
+                            f"the part's {len(records)} images do not fit: this API key may "
+                            f"store {room} more (CLIPQ_MAX_IMAGES_PER_TENANT)"
+                        )
+                    pipe.multi()
+                    files = self._place_vectors(pipe, collection_id, image_count + counts[2])
+                    for offset, record in enumerate(records):
+                        self._add_record(pipe, collection_id, record, image_count + offset)
+                    self._append_rows(pipe, files, collection_id, "emb", image_count, embeddings)
+                    placed = {"rows": len(records), "first_row": image_count}
+                    pipe.hset(f"{key}:parts", part, json.dumps(placed))
+                    pipe.hset(key, "dim", embeddings.shape[1])
+                    pipe.hincrby(key, "image_count", len(records))
+                    pipe.hincrby(tenant, "images", len(records))
+                    pipe.hincrby(key, "version", 1)
+                    try:
+                        pipe.execute()
+                    except redis.WatchError:
+                        continue  # another collection of the tenant grew meanwhile
+                    return image_count + len(records), False
+
     @staticmethod
     def _add_record(pipe: Any, collection_id: str, record: dict[str, Any], row: int) -> None:
         key = collection_key(collection_id)
         structured = ("labels", "metadata", "regions")
+        fields = {
+            **{k: v for k, v in record.items() if k not in structured},
+            **{k: json.dumps(record[k]) for k in structured},
+            "row": row,
+        }
+        # Empty fields are left out (read back as their defaults): an imported embedding
+        # has only an id, a name and a row, and ten million of them are a Redis cost.
+        empty = ("", 0, "[]", "{}")
         pipe.hset(
             image_key(collection_id, record["id"]),
-            mapping={
-                **{k: v for k, v in record.items() if k not in structured},
-                **{k: json.dumps(record[k]) for k in structured},
-                "row": row,
-            },
+            mapping={k: v for k, v in fields.items() if k in ("id", "row") or v not in empty},
         )
-        pipe.hset(f"{key}:sha", record["sha256"], record["id"])
+        if record["sha256"]:  # imported embeddings have none
+            pipe.hset(f"{key}:sha", record["sha256"], record["id"])
         pipe.rpush(f"{key}:rows", record["id"])
         for label in record["labels"]:
             pipe.hincrby(f"{key}:labels", label, 1)
 
-    @staticmethod
     def _append_rows(
-        pipe: Any, collection_id: str, kind: str, start: int, rows: np.ndarray
+        self, pipe: Any, files: bool, collection_id: str, kind: str, start: int, rows: np.ndarray
     ) -> None:
+        """Rows ``start``.. of ``kind``: into the files now (before ``pipe`` commits the
+        counts that make them visible), or into Redis with ``pipe``."""
         dtype = OWNER_DTYPE if kind == "owner" else EMBEDDING_DTYPE
         data = numpy().ascontiguousarray(rows, dtype=dtype)
+        if files:
+            assert self.files is not None  # _place_vectors said files
+            self.files.write(collection_id, kind, start, data)
+            return
         position = start
         while position < start + len(data):
             segment, within = divmod(position, SEGMENT_ROWS)
@@ -425,6 +532,9 @@ class Collections:
         """Rows ``start``..``end`` of an append-only array (``width`` values per row)."""
         np = numpy()
         dtype = OWNER_DTYPE if kind == "owner" else EMBEDDING_DTYPE
+        if end > start and self.vectors_in_files(collection_id):
+            assert self.files is not None  # vectors_in_files raised otherwise
+            return self.files.read(collection_id, kind, start, end, width, dtype)
         row_bytes = width * np.dtype(dtype).itemsize
         pipe = self.redis.pipeline(transaction=False)
         position = start
@@ -438,6 +548,13 @@ class Collections:
         if len(data) != (end - start) * row_bytes:
             raise LookupError(f"collection {collection_id} changed while it was read")
         return np.frombuffer(data, dtype=dtype).reshape(end - start, width)
+
+    def take_rows(self, collection_id: str, kind: str, rows: np.ndarray, width: int) -> np.ndarray:
+        """Embedding rows at these sorted positions, fp32, from a collection's files (a
+        source an approximate index re-scores from)."""
+        assert self.files is not None
+        taken = self.files.take(collection_id, kind, rows, width, EMBEDDING_DTYPE)
+        return taken.astype(numpy().float32)
 
     def image_ids(self, collection_id: str, start: int, end: int) -> list[str]:
         ids = self.redis.lrange(f"{collection_key(collection_id)}:rows", start, end - 1)

@@ -86,12 +86,12 @@ def test_nulls_and_rankings_work_on_the_shortlist(collections) -> None:
 def test_growth_past_the_training_size_rebuilds() -> None:
     rng = np.random.default_rng(1)
     vectors = clustered(rng, 1200, rng.standard_normal((10, DIM)).astype(np.float32)).numpy()
-    index = ApproximateIndex(vectors[:300], IndexPolicy(retrain_growth=2))
+    index = ApproximateIndex.of(vectors[:300], IndexPolicy(retrain_growth=2))
     index.add(vectors[300:500])
     assert not index.flat and not index.stale()
     index.add(vectors[500:600])
     assert index.stale() and index.size == 600
-    few = ApproximateIndex(vectors[:20], IndexPolicy())  # a collection's first few crops
+    few = ApproximateIndex.of(vectors[:20], IndexPolicy())  # a collection's first few crops
     assert few.flat and search_rows(few, vectors[7]) == 7
     few.add(vectors[20:MIN_ROWS])
     assert few.stale()  # flat no longer: the owner retrains it
@@ -117,7 +117,7 @@ def search_rows(index: ApproximateIndex, vector: np.ndarray) -> int:
 def test_a_saved_index_is_mapped_and_grows_beside_itself(tmp_path) -> None:
     rng = np.random.default_rng(2)
     vectors = clustered(rng, 1500, rng.standard_normal((20, DIM)).astype(np.float32)).numpy()
-    built = ApproximateIndex(vectors[:1000], IndexPolicy())
+    built = ApproximateIndex.of(vectors[:1000], IndexPolicy())
     built.save(tmp_path / "images.faiss")
     assert [p.name for p in tmp_path.iterdir()] == ["images.faiss"]  # no partial left behind
     mapped = ApproximateIndex.load(tmp_path / "images.faiss", IndexPolicy())
@@ -132,3 +132,53 @@ def test_a_saved_index_is_mapped_and_grows_beside_itself(tmp_path) -> None:
     assert mapped.stale()
     again = mapped.rebuilt()
     assert not again.mapped and again.size == 1400 and len(again.delta) == 0
+
+
+def test_an_index_with_a_source_holds_codes_and_rescores_from_the_source(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    vectors = clustered(rng, 4000, rng.standard_normal((40, DIM)).astype(np.float32)).numpy()
+    stored = vectors.astype(np.float16)  # what a collection's files hold
+    reads: list[int] = []
+
+    def source(rows: np.ndarray) -> np.ndarray:
+        assert np.all(np.diff(rows) > 0)  # sorted, each row once
+        reads.append(len(rows))
+        return stored[rows].astype(np.float32)
+
+    policy = IndexPolicy(nprobe=16)
+    held = ApproximateIndex.of(vectors[:3000], policy)
+    sourced = ApproximateIndex.of(vectors[:3000], policy, source)
+    assert sourced.nbytes < held.nbytes / 4  # codes only: no fp16 copies inside
+    queries = vectors[3000:3040]
+    truth = np.argsort(-(queries @ vectors[:3000].T), axis=1)[:, :10]
+    scores, rows = sourced.search(queries, 10)
+    recall = np.mean([len(set(r) & set(t)) / 10 for r, t in zip(rows, truth, strict=True)])
+    assert recall >= 0.9, recall
+    assert np.allclose(scores[:, 0], np.sum(queries * stored[rows[:, 0]], axis=1), atol=1e-5)
+    assert reads and max(reads) <= 40 * 10 * policy.refine
+    assert np.array_equal(sourced.vectors(np.array([9, 2999])), stored[[9, 2999]])
+    # saved without copies, mapped with its source, merged (not retrained) past its delta
+    sourced.save(tmp_path / "codes.faiss")
+    mapped = ApproximateIndex.load(tmp_path / "codes.faiss", policy, 3000, source)
+    mapped.add(vectors[3000:3400])
+    assert mapped.stale() and mapped.search(vectors[[3399]], 5)[1][0, 0] == 3399
+    merged = mapped.rebuilt()
+    assert (merged.mapped, merged.size, merged.trained_rows) == (False, 3400, 3000)
+    # (k of 5: at 32 dimensions a code is 2 bytes, too coarse to shortlist 1 x 50 well)
+    assert merged.search(vectors[[3399]], 5)[1][0, 0] == 3399
+
+
+def test_built_in_blocks_trains_on_a_spread_sample() -> None:
+    rng = np.random.default_rng(4)
+    vectors = clustered(rng, 5000, rng.standard_normal((50, DIM)).astype(np.float32)).numpy()
+    blocks: list[tuple[int, int]] = []
+
+    def read(start: int, end: int) -> np.ndarray:
+        blocks.append((start, end))
+        return vectors[start:end]
+
+    index = ApproximateIndex.built(read, 5000, DIM, IndexPolicy())
+    assert index.size == 5000 and index.trained_rows == 5000
+    sampled = blocks[:-1]  # the last read adds the rows (one block: fewer than BLOCK)
+    assert blocks[-1] == (0, 5000) and sampled[0][0] < 100 and sampled[-1][1] > 4900
+    assert sum(b - a for a, b in sampled) < 5000

@@ -1,7 +1,7 @@
 """A collection past CLIPQ_INDEX_EXACT_BELOW is searched through FAISS by a real worker.
 
-The answers are checked against a plain numpy scan of the embeddings the worker stored in
-Redis, not against the index's own code.
+The answers are checked against a plain numpy scan of the embeddings the worker stored (in
+Redis, or in CLIPQ_VECTOR_DIR's files), not against the index's own code.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from clipq.store.collections import Collections
+from clipq.store.vector_files import VectorFiles
 from tests.e2e.conftest import Service, env_on, private_redis, running_service
 
 IMAGES = 300
@@ -141,3 +142,45 @@ def ingest_and_search(service: Service, seeds, collection: str | None = None) ->
     )
     assert service.wait_for(search.json()["id"])["status"] == "succeeded"
     return collection
+
+
+def test_a_collection_in_files_is_searched_from_them(base_env, tmp_path) -> None:
+    """CLIPQ_VECTOR_DIR: rows in files, none in Redis; the index holds codes and re-scores
+    from the files; what it answers matches a plain scan of them."""
+    from tests.e2e.test_imports import npy, pairs
+
+    with private_redis(tmp_path / "redis") as server:
+        env = env_on(
+            base_env,
+            server,
+            CLIPQ_INDEX_EXACT_BELOW="256",
+            CLIPQ_INDEX_DIR=str(tmp_path / "ix"),
+            CLIPQ_VECTOR_DIR=str(tmp_path / "vectors"),
+        )
+        with running_service(env, tmp_path / "logs") as service:
+            dim = service.http.get("/v1/models").json()["models"][0]["embedding_dim"]
+            collection = service.http.post("/v1/collections", json={"name": "files"}).json()["id"]
+            for part in range(3):
+                files = [("embeddings", (f"p{part}.npy", npy(pairs(dim, 400, seed=part)), "x/y"))]
+                response = service.http.post(
+                    f"/v1/collections/{collection}/embeddings", files=files
+                )
+                assert service.wait_for(response.json()["id"])["status"] == "succeeded"
+            store = Collections(service.redis, VectorFiles(tmp_path / "vectors"))
+            assert store.vectors_in_files(collection)
+            assert not service.redis.keys(f"clipq:coll:{collection}:emb:*")
+            ids = store.image_ids(collection, 0, 1200)
+            rows = store.read_rows(collection, "emb", 0, 1200, dim).astype(np.float32)
+            for row in (1, 600, 1199):
+                path = f"/v1/collections/{collection}/images/{ids[row]}/similar"
+                job = service.wait_for(service.http.post(path, json={"top_k": 5}).json()["id"])
+                assert job["status"] == "succeeded", job["error"]
+                assert job["result"]["approximate"] is True
+                hits = job["result"]["hits"]
+                assert hits[0]["image_id"] == ids[row ^ 1]  # its twin
+                scores = rows @ rows[row]
+                for hit in hits:
+                    expected = float(scores[ids.index(hit["image_id"])])
+                    assert hit["image_score"] == pytest.approx(expected, abs=2e-3)
+            [saved] = (tmp_path / "ix" / collection).glob("images-*.faiss")
+            assert saved.stat().st_size < 1200 * dim * 2 / 2  # codes and ids, no fp16 copies

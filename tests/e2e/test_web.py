@@ -547,3 +547,33 @@ def test_evaluation_shows_both_modes_side_by_side(page: Page, service: Service) 
     expect(mrr.nth(1)).to_have_text(f"{result['modes']['crops']['mrr']:.3f}")
     page.get_by_text("Per query").click()
     snap(page, "evaluation")
+
+
+def test_import_embeddings_from_the_page(page: Page, service: Service) -> None:
+    """An .npy with its Parquet: imported, listed as embeddings without pictures, searchable
+    by image; the same file again is refused with the API's reason."""
+    from tests.e2e.test_imports import npy, pairs, parquet
+
+    collection = service.http.post("/v1/collections", json={"name": "imported here"}).json()
+    dim = service.http.get("/v1/models").json()["models"][0]["embedding_dim"]
+    names = [f"frame_{i:02d}.jpg" for i in range(6)]
+    embeddings = file_payload("img_emb_0.npy", npy(pairs(dim, 6)), "application/octet-stream")
+    metadata = file_payload("metadata_0.parquet", parquet({"image_path": names}), "x/parquet")
+    page.get_by_role("tab", name="Collections & search").click()
+    page.locator("#collection-select").select_option(collection["id"])
+    page.locator("#import-form summary").click()
+    page.set_input_files("#import-embeddings", [embeddings])
+    page.set_input_files("#import-metadata", [metadata])
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-status")).to_contain_text(
+        "Imported 6 embeddings from img_emb_0.npy; the collection holds 6."
+    )
+    tiles = page.locator("#collection-images .image-tile")
+    expect(tiles).to_have_count(6)
+    expect(tiles.first.locator(".no-picture")).to_have_text("embedding only")
+    expect(tiles.locator(".file-title")).to_have_text(names)
+    tiles.nth(2).get_by_role("button", name="Find images similar to frame_02.jpg").click()
+    expect(page.locator("#search-results .hit .file-title").first).to_have_text("frame_03.jpg")
+    snap(page, "import")
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-status")).to_contain_text("is imported already")

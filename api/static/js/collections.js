@@ -17,6 +17,11 @@ export function apiImage(url, alt) {
 
 /** A thumbnail with boxes (in the original image's pixels) drawn over it, fitted in a 4:3 frame. */
 export function boxedThumb({ url, width, height, boxes = [], alt }) {
+  if (!url) {
+    // imported as an embedding alone (POST .../embeddings): there is no picture to show
+    const text = "embedding only";
+    return h("div", { class: "thumb-frame" }, h("span", { class: "thumb-missing no-picture", text, title: alt }));
+  }
   const frameRatio = 4 / 3;
   const ratio = width && height ? width / height : frameRatio;
   const size =
@@ -519,6 +524,41 @@ export function setupCollections() {
       setStatus(ingest.status, error.message, "error");
     } finally {
       ingestButton.disabled = !selection.files.length;
+    }
+  });
+
+  const importer = new JobRunner("import", { controls: [$("#import-run")] });
+  $("#import-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!requireCollection(importer.status)) return;
+    const [embeddings] = $("#import-embeddings").files;
+    const [metadata] = $("#import-metadata").files;
+    if (!embeddings) return setStatus(importer.status, "Choose an .npy file of embeddings.", "error");
+    const collection = state.current;
+    const form = new FormData();
+    form.append("embeddings", embeddings, embeddings.name);
+    if (metadata) form.append("metadata", metadata, metadata.name);
+    form.append("part", embeddings.name); // the same file twice is refused, not added twice
+    try {
+      const result = await importer.run(
+        (onUpload) =>
+          api(`/v1/collections/${encodeURIComponent(collection.id)}/embeddings`, {
+            method: "POST",
+            form,
+            onUpload,
+          }),
+        "embeddings",
+      );
+      if (!result) return;
+      setStatus(
+        importer.status,
+        `Imported ${result.imported} embeddings from ${result.part}; the collection holds ${result.image_count}.`,
+        "ok",
+      );
+      await loadCollections(collection.id);
+      await loadCollectionImages(true);
+    } catch (error) {
+      setStatus(importer.status, error.message, "error");
     }
   });
 

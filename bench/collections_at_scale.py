@@ -1,0 +1,404 @@
+"""Benchmark: collections at scale, from 10 k to 10 M images of 512 dimensions.
+
+    python -m bench.collections_at_scale [--sizes 10000,...,10000000] [--service 1000000,...]
+
+``library``: for each size, a fresh process writes the embeddings into the files a
+collection keeps them in (:mod:`clipq.store.vector_files`), computes the exact top 10 of
+held-out queries by scanning them, then builds what a worker builds: below the cross-over
+an exact fp32 matrix, past it the approximate index (:mod:`clipcore.vector_index`: trained
+on a sample, codes only, re-scoring from the memory-mapped files), timing training, adding
+and extending, and single-query latency (p50 / p95, 2 threads) with recall@10 against the
+exact answer. ``service``: the same embeddings imported through the API
+(``POST /v1/collections/{id}/embeddings``, parts of 32,768 float16 rows, a real worker with
+CLIPQ_VECTOR_DIR), at the import rate the client sees; then find-similar searches by image
+id, HTTP request to result, with their recall@10; and memory per image in Redis
+(``used_memory``) and in the worker (its pool process's RSS).
+
+The embeddings are synthetic but shaped like a collection's (:func:`bench.ann_index.clustered`:
+unit vectors around 2,000 centres), generated part by part from fixed seeds, so any part
+can be drawn again without holding 20 GB. Curves go to ``bench/out/collections_at_scale.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image, ImageDraw
+
+from bench.ann_index import clustered
+from bench.common import OUT, ROOT, machine, median, percentile, rss_mib, table
+from bench.retrieval_scaling import _decades, _scale
+
+DIM = 512
+PART = 32_768  # rows generated (and imported) at a time
+QUERIES = 100
+TOP_K = 10
+EXACT_BELOW = 100_000  # the service's default cross-over (CLIPQ_INDEX_EXACT_BELOW)
+
+
+def centres() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    found = rng.standard_normal((2_000, DIM)).astype(np.float32)
+    return found / np.linalg.norm(found, axis=1, keepdims=True)
+
+
+def part(start: int, end: int, where: np.ndarray) -> np.ndarray:
+    """Rows ``start``..``end`` of every benchmark collection, float16 (``start`` a part's)."""
+    return clustered(np.random.default_rng([11, start]), where, end - start).astype(np.float16)
+
+
+def parts(size: int):
+    where = centres()
+    for start in range(0, size, PART):
+        yield start, part(start, min(start + PART, size), where)
+
+
+def held_out_queries() -> np.ndarray:
+    return clustered(np.random.default_rng(99), centres(), QUERIES)
+
+
+class TopK:
+    """The exact top k of each query over rows seen part by part."""
+
+    def __init__(self, queries: np.ndarray, exclude: np.ndarray | None = None) -> None:
+        self.queries, self.exclude = queries, exclude
+        self.scores = np.full((len(queries), TOP_K), -np.inf, np.float32)
+        self.rows = np.zeros((len(queries), TOP_K), np.int64)
+
+    def add(self, start: int, rows: np.ndarray) -> None:
+        scores = self.queries @ rows.astype(np.float32).T
+        if self.exclude is not None:  # a query that is a stored row leaves itself out
+            inside = (self.exclude >= start) & (self.exclude < start + len(rows))
+            scores[inside, self.exclude[inside] - start] = -np.inf
+        every = np.concatenate([self.scores, scores], axis=1)
+        numbers = np.concatenate(
+            [self.rows, np.broadcast_to(np.arange(start, start + len(rows)), scores.shape)], axis=1
+        )
+        order = np.argsort(-every, axis=1)[:, :TOP_K]
+        self.scores = np.take_along_axis(every, order, 1)
+        self.rows = np.take_along_axis(numbers, order, 1)
+
+    def recall(self, found: list[list[int]]) -> float:
+        return float(
+            np.mean([len(set(f) & set(t)) / TOP_K for f, t in zip(found, self.rows, strict=True)])
+        )
+
+
+# --- the library, one size in a process of its own -------------------------------------
+
+
+def library_one(size: int) -> dict[str, float]:
+    import torch
+
+    from clipcore.vector_index import ApproximateIndex, IndexPolicy
+    from clipq.store.vector_files import VectorFiles
+
+    torch.set_num_threads(2)
+    queries = held_out_queries()
+    truth = TopK(queries)
+    with tempfile.TemporaryDirectory(prefix="clipq-scale-") as tmp:
+        files = VectorFiles(Path(tmp))
+        write_s = 0.0
+        for start, rows in parts(size):
+            truth.add(start, rows)
+            began = time.perf_counter()
+            files.write("c", "emb", start, rows)
+            write_s += time.perf_counter() - began
+        rss_before = rss_mib_self()
+        result: dict[str, float] = {"size": size, "write_rows_per_s": size / write_s}
+        if size < EXACT_BELOW:
+            matrix = torch.from_numpy(files.read("c", "emb", 0, size, DIM, "float16")).float()
+            result |= {"mode": 0, "train_s": 0.0, "add_s": 0.0, "extend_us_per_row": 0.0}
+
+            def search(query: np.ndarray) -> list[int]:
+                return (matrix @ torch.from_numpy(query)).topk(TOP_K).indices.tolist()
+
+            index_bytes = matrix.numel() * 4
+        else:
+
+            def read(a: int, b: int) -> np.ndarray:
+                return files.read("c", "emb", a, b, DIM, "float16").astype(np.float32)
+
+            def source(rows: np.ndarray) -> np.ndarray:
+                return files.take("c", "emb", rows, DIM, "float16").astype(np.float32)
+
+            policy = IndexPolicy(exact_below=EXACT_BELOW)
+            began = time.perf_counter()
+            index = ApproximateIndex.trained(read, size, DIM, policy, source)
+            train_s = time.perf_counter() - began
+            for start in range(0, size, 262_144):
+                index.add(read(start, min(start + 262_144, size)))
+            add_s = time.perf_counter() - began - train_s
+            result |= {"mode": 1, "train_s": train_s, "add_s": add_s}
+
+            def search(query: np.ndarray) -> list[int]:
+                return index.search(query[None], TOP_K)[1][0].tolist()
+
+            index_bytes = index.nbytes
+            saved = Path(tmp) / "index.faiss"
+            index.save(saved)
+            result["index_disk_mib"] = saved.stat().st_size / 2**20
+        times, found = [], []
+        for number, query in enumerate(np.concatenate([queries[:5], queries])):
+            began = time.perf_counter()
+            hits = search(query)
+            if number >= 5:  # the first few warm caches and thread pools
+                times.append((time.perf_counter() - began) * 1000)
+                found.append(hits)
+        if size >= EXACT_BELOW:  # incremental: rows arriving after the index was built
+            extra = part(size, size + 10_000, centres()).astype(np.float32)
+            began = time.perf_counter()
+            index.add(extra)
+            result["extend_us_per_row"] = (time.perf_counter() - began) / len(extra) * 1e6
+        result |= {
+            "p50_ms": median(times),
+            "p95_ms": percentile(times, 95),
+            "recall@10": truth.recall(found),
+            "index_bytes_per_image": index_bytes / size,
+            "worker_rss_bytes_per_image": (rss_mib_self() - rss_before) * 2**20 / size,
+            "vector_file_bytes_per_image": DIM * 2,
+        }
+    return result
+
+
+def rss_mib_self() -> float:
+    import os
+
+    return rss_mib(os.getpid())
+
+
+# --- through the service ---------------------------------------------------------------
+
+
+def service_one(size: int) -> dict[str, float]:
+    """Import ``size`` embeddings through the API, then time find-similar by image id."""
+    from bench.common import service, vit_b32_clip
+    from tests.e2e.test_imports import npy
+
+    with tempfile.TemporaryDirectory(prefix="clipq-scale-service-") as tmp:
+        overrides = {
+            "CLIPQ_VECTOR_DIR": f"{tmp}/vectors",
+            "CLIPQ_INDEX_DIR": f"{tmp}/indexes",
+            "CLIPQ_MAX_IMAGES_PER_TENANT": str(size + 1),
+            "CLIPQ_TASK_SOFT_TIME_LIMIT": "1800",
+            "CLIPQ_TASK_TIME_LIMIT": "1900",
+        }
+        with service(vit_b32_clip(), **overrides) as running:
+            http = running.http
+            collection = http.post("/v1/collections", json={"name": "scale"}).json()["id"]
+            redis_before = running.redis.info("memory")["used_memory"]
+            url = f"/v1/collections/{collection}/embeddings"
+
+            def send(item: tuple[int, np.ndarray]) -> None:
+                start, rows = item
+                files = [("embeddings", (f"p{start}.npy", npy(rows), "application/x-npy"))]
+                with httpx.Client(base_url=running.base_url, timeout=600) as client:
+                    job = client.post(url, files=files, data={"part": f"p{start}"}).json()
+                    while job["status"] not in ("succeeded", "failed"):
+                        job = client.get(f"/v1/jobs/{job['id']}", params={"wait": 30}).json()
+                if job["status"] != "succeeded":
+                    raise RuntimeError(job["error"])
+
+            began = time.perf_counter()
+            with ThreadPoolExecutor(2) as pool:  # one part uploading while one is imported
+                list(pool.map(send, parts(size)))
+            import_s = time.perf_counter() - began
+            redis_after = running.redis.info("memory")["used_memory"]
+            worker_rss = max(rss_mib(pid) for pid in pool_pids(running)) * 2**20
+            picks = np.random.default_rng(5).choice(size, QUERIES, replace=False)
+            ids = [
+                http.get(
+                    f"/v1/collections/{collection}/images", params={"offset": int(r), "limit": 1}
+                ).json()["images"][0]["id"]
+                for r in picks
+            ]
+            row_of_id: dict[str, int] = {}
+            times, found = [], []
+            for number, image_id in enumerate(ids):
+                began = time.perf_counter()
+                response = http.post(
+                    f"/v1/collections/{collection}/images/{image_id}/similar",
+                    json={"top_k": TOP_K},
+                )
+                job = http.get(f"/v1/jobs/{response.json()['id']}", params={"wait": 30}).json()
+                elapsed = (time.perf_counter() - began) * 1000
+                if job["status"] != "succeeded":
+                    raise RuntimeError(job["error"])
+                if number >= 3:
+                    times.append(elapsed)
+                hits = [hit["image_id"] for hit in job["result"]["hits"]]
+                found.append(hits)
+            # rows of the hits, to compare with the exact answer
+            for hits in found:
+                for image_id in hits:
+                    if image_id not in row_of_id:
+                        row_of_id[image_id] = int(
+                            running.redis.hget(f"clipq:coll:{collection}:img:{image_id}", "row")
+                        )
+            where = centres()
+            queries = np.concatenate(
+                [part(r - r % PART, r - r % PART + PART, where)[r % PART][None] for r in picks]
+            ).astype(np.float32)
+            truth = TopK(queries, exclude=picks)
+            for start, rows in parts(size):
+                truth.add(start, rows)
+            disk = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
+    return {
+        "size": size,
+        "import_per_s": size / import_s,
+        "import_s": import_s,
+        "p50_ms": median(times),
+        "p95_ms": percentile(times, 95),
+        "recall@10": truth.recall([[row_of_id[i] for i in hits] for hits in found]),
+        "redis_bytes_per_image": (redis_after - redis_before) / size,
+        "worker_rss_bytes_per_image": worker_rss / size,
+        "disk_bytes_per_image": disk / size,
+    }
+
+
+def pool_pids(running) -> list[int]:
+    """The inference worker's pool processes (where the indexes live)."""
+    import os
+
+    from bench.common import children
+
+    for pid in children(os.getpid()):
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"worker.celery_app" in command:
+            return children(pid) or [pid]
+    return []
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+def main(sizes: list[int], service_sizes: list[int]) -> dict[str, list[dict]]:
+    library = [run_one("library", size) for size in sizes]
+    rows = [
+        [
+            f"{int(r['size']):,}",
+            "approximate" if r["mode"] else "exact",
+            r["train_s"],
+            r["add_s"],
+            r["extend_us_per_row"],
+            r["p50_ms"],
+            r["p95_ms"],
+            r["recall@10"],
+            r["index_bytes_per_image"],
+            r.get("index_disk_mib", 0.0),
+        ]
+        for r in library
+    ]
+    print("\n== collections at scale: the index (512-d, top 10, one query at a time) ==")
+    header = ["images", "mode", "train s", "add s", "extend µs/row", "p50 ms", "p95 ms"]
+    print(table(rows, [*header, "recall@10", "index B/image", "index file MiB"]))
+    service_results = [run_one("service", size) for size in service_sizes]
+    if service_results:
+        rows = [
+            [
+                f"{int(r['size']):,}",
+                r["import_per_s"],
+                r["p50_ms"],
+                r["p95_ms"],
+                r["recall@10"],
+                r["redis_bytes_per_image"],
+                r["worker_rss_bytes_per_image"],
+                r["disk_bytes_per_image"],
+            ]
+            for r in service_results
+        ]
+        print("\n== through the service: bulk import, then find-similar by id (HTTP → result) ==")
+        header = ["images", "import /s", "p50 ms", "p95 ms", "recall@10"]
+        print(table(rows, [*header, "Redis B/image", "worker B/image", "disk B/image"]))
+    OUT.mkdir(parents=True, exist_ok=True)
+    plot(library, service_results, OUT / "collections_at_scale.png")
+    print(f"plot: {(OUT / 'collections_at_scale.png').relative_to(ROOT)}")
+    return {"library": library, "service": service_results}
+
+
+def run_one(kind: str, size: int) -> dict:
+    command = [sys.executable, "-m", "bench.collections_at_scale", "--one", kind, str(size)]
+    output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    result = json.loads(output.stdout.strip().splitlines()[-1])
+    print(f"  {kind} {size:,}: {json.dumps(result)}", flush=True)
+    return result
+
+
+def plot(library: list[dict], service: list[dict], path: Path) -> None:
+    """Latency (p50 and p95, log) and recall@10 against collection size (log)."""
+    width, height, margin = 1000, 420, 70
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    blue, red, green = (31, 119, 180), (214, 39, 40), (44, 160, 44)
+    sizes = [r["size"] for r in library + service]
+    x_range = _decades(min(sizes), max(sizes))
+    panels = [
+        ("search latency (ms, log)", "log", [("index p50", library, "p50_ms", blue),
+                                             ("index p95", library, "p95_ms", red),
+                                             ("service p95", service, "p95_ms", green)]),
+        ("recall@10 vs exact", "linear", [("index", library, "recall@10", blue),
+                                          ("service", service, "recall@10", green)]),
+    ]  # fmt: skip
+    panel_width = (width - margin) // 2
+    for number, (title, kind, series) in enumerate(panels):
+        left = margin + number * panel_width
+        box = (left, 40, left + panel_width - margin, height - margin)
+        values = [r[key] for _, rows, key, _ in series for r in rows]
+        draw.rectangle(box, outline="black")
+        draw.text((box[0], 15), title + " vs images in the collection", fill="black")
+        for exponent in range(int(x_range[0]), int(x_range[1]) + 1):
+            x = _scale(10**exponent, x_range, box[0], box[2])
+            draw.line((x, box[3], x, box[3] + 5), fill="black")
+            draw.text((x - 12, box[3] + 8), f"1e{exponent}", fill="black")
+        y_of = _axis(kind, values, box[3], box[1])
+        if kind == "log":
+            y_range = _decades(min(values), max(values))
+            ticks = [10**e for e in range(int(y_range[0]), int(y_range[1]) + 1)]
+        else:
+            low = min(0.9, min(values))
+            ticks = [low + (1 - low) * i / 4 for i in range(5)]
+        for tick in ticks:
+            draw.line((box[0] - 5, y_of(tick), box[0], y_of(tick)), fill="black")
+            draw.text((box[0] - 45, y_of(tick) - 6), f"{tick:g}", fill="black")
+        for row, (label, rows, key, colour) in enumerate(series):
+            points = [(_scale(r["size"], x_range, box[0], box[2]), y_of(r[key])) for r in rows]
+            if len(points) > 1:
+                draw.line(points, fill=colour, width=3)
+            for x, y in points:
+                draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=colour)
+            draw.text((box[0] + 10, box[1] + 10 + 15 * row), label, fill=colour)
+    draw.text((margin, height - 25), machine()[:150], fill="gray")
+    image.save(path)
+
+
+def _axis(kind: str, values: list[float], bottom: float, top: float):
+    """Value -> y pixel: log decades, or linear from min(0.9, lowest) to 1 (recall)."""
+    if kind == "log":
+        decades = _decades(min(values), max(values))
+        return lambda v: _scale(v, decades, bottom, top)
+    low = min(0.9, min(values))
+    return lambda v: bottom + (v - low) / (1 - low) * (top - bottom)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000,10000000")
+    parser.add_argument("--service", default="1000000", help="sizes through the service")
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        kind, size = args.one[0], int(args.one[1])
+        print(json.dumps(library_one(size) if kind == "library" else service_one(size)))
+    else:
+        print(machine())
+        listed = lambda text: [int(s) for s in text.split(",") if s]  # noqa: E731
+        main(listed(args.sizes), listed(args.service))

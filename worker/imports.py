@@ -1,0 +1,80 @@
+"""Bulk import of precomputed embeddings into a collection: one part per job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+
+from clipcore.embedding_files import read_embeddings, read_metadata
+from clipcore.errors import InvalidInput
+from clipq.contracts.collections import ImageRef, ImportPayload, ImportResult
+from clipq.errors import NotFound
+from clipq.settings import Settings
+from clipq.store.collections import Collections
+from worker.collections import CollectionIndexes, require_collection
+
+
+def import_part(
+    store: Collections,
+    payload: ImportPayload,
+    blobs_of: Callable[[Sequence[ImageRef]], list[bytes]],
+    model_dim: int,
+    progress: Callable[[int], None],
+    settings: Settings,
+    indexes: CollectionIndexes | None = None,
+) -> ImportResult:
+    """Check the part's embeddings and metadata, then append all its rows or none.
+
+    With ``indexes``, this worker's index of the collection takes the rows at once: a large
+    import extends (and now and then retrains) it part by part, not in the first search."""
+    require_collection(store, payload.collection_id, settings.clip_model)
+    counts = store.counts(payload.collection_id)
+    dim = (counts[3] if counts else 0) or model_dim
+    if payload.dim != dim:  # the API checked against what it knew; this is the model itself
+        raise InvalidInput.for_field(
+            "embeddings", f"holds {payload.dim}-d embeddings; the collection's model makes {dim}-d"
+        )
+    refs = [payload.embeddings] + ([payload.metadata] if payload.metadata else [])
+    data = blobs_of(refs)
+    embeddings = read_embeddings(data[0], dim)
+    rows = read_metadata(
+        data[1] if payload.metadata else b"",
+        payload.metadata.filename if payload.metadata else "",
+        len(embeddings),
+        payload.part,
+    )
+    records = [
+        {
+            "id": uuid.uuid4().hex[:24],
+            "sha256": "",
+            "filename": row.filename,
+            "labels": row.labels,
+            "metadata": row.metadata,
+            "width": 0,
+            "height": 0,
+            "regions": [],
+        }
+        for row in rows
+    ]
+    try:
+        image_count, before = store.import_rows(
+            payload.collection_id,
+            payload.part,
+            records,
+            embeddings,
+            settings.max_images_per_tenant,
+        )
+    except LookupError:
+        raise NotFound(
+            f"collection {payload.collection_id} was deleted during the import"
+        ) from None
+    if indexes is not None and not before:
+        indexes.get(payload.collection_id)
+    progress(len(records))
+    return ImportResult(
+        collection_id=payload.collection_id,
+        part=payload.part,
+        imported=0 if before else len(records),
+        already_imported=before,
+        image_count=image_count,
+    )
