@@ -135,7 +135,7 @@ def ingest(job_id: str) -> str | None:
 @app.task(name=TASK_NAMES[JobKind.bulk_import])
 def bulk_import(job_id: str) -> str | None:
     def work(payload: ImportPayload, job: RunningJob) -> ImportResult:
-        return imports.import_part(
+        result = imports.import_part(
             runtime.collections(),
             payload,
             lambda refs: [upload.data for upload in job.uploads(refs)],
@@ -144,6 +144,10 @@ def bulk_import(job_id: str) -> str | None:
             get_settings(),
             runtime.indexes(),
         )
+        # The part is in the collection (or was already): its bytes are of no more use.
+        refs = [payload.embeddings, *([payload.metadata] if payload.metadata else [])]
+        runtime.store().drop_blobs([ref.sha256 for ref in refs])
+        return result
 
     return _run_job(job_id, ImportPayload.model_validate_json, work)
 

@@ -132,6 +132,58 @@ return 1
 """
 
 
+# KEYS: the collection, its parts, rows and labels, the tenant. ARGV: part, the tenant's
+# limit, the image key prefix, n, the 'vectors' field to set ('' for none), the n ids
+# (24 characters each, concatenated), then the n filenames, metadata JSONs and labels JSONs
+# ('' for none), each joined by NUL, then (key, bytes) segment appends. Returns {count
+# after, 1} if the part was imported before; {-1} if the collection is gone; {-2, room}
+# over the quota; else {count after, 0}. A few large arguments, not 32 k x 4: redis-py
+# spends seconds packing arguments (or pipelined commands) one by one.
+IMPORT_SCRIPT = """
+local function fields(text, n)
+  local out, from = {}, 1
+  for i = 1, n do
+    local to = string.find(text, '\\0', from, true) or (#text + 1)
+    out[i], from = string.sub(text, from, to - 1), to + 1
+  end
+  return out
+end
+local c = KEYS[1]
+if redis.call('EXISTS', c) == 0 then return {-1, 0} end
+local count = tonumber(redis.call('HGET', c, 'image_count') or '0')
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {count, 1} end
+local n = tonumber(ARGV[4])
+local held = tonumber(redis.call('HGET', KEYS[5], 'images') or '0')
+if held + n > tonumber(ARGV[2]) then return {-2, tonumber(ARGV[2]) - held} end
+local names, metadata, labels = fields(ARGV[7], n), fields(ARGV[8], n), fields(ARGV[9], n)
+local ids = {}
+for i = 1, n do
+  local id = string.sub(ARGV[6], 24 * i - 23, 24 * i)
+  local key = ARGV[3] .. id
+  redis.call('HSET', key, 'id', id, 'filename', names[i], 'row', count + i - 1)
+  if metadata[i] ~= '' then redis.call('HSET', key, 'metadata', metadata[i]) end
+  if labels[i] ~= '' then
+    redis.call('HSET', key, 'labels', labels[i])
+    for _, label in ipairs(cjson.decode(labels[i])) do
+      redis.call('HINCRBY', KEYS[4], label, 1)
+    end
+  end
+  ids[#ids + 1] = id
+  if #ids == 1000 or i == n then
+    redis.call('RPUSH', KEYS[3], unpack(ids))
+    ids = {}
+  end
+end
+for at = 10, #ARGV, 2 do redis.call('APPEND', ARGV[at], ARGV[at + 1]) end
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({rows = n, first_row = count}))
+if ARGV[5] ~= '' then redis.call('HSET', c, 'vectors', ARGV[5]) end
+redis.call('HINCRBY', c, 'image_count', n)
+redis.call('HINCRBY', c, 'version', 1)
+redis.call('HINCRBY', KEYS[5], 'images', n)
+return {count + n, 0}
+"""
+
+
 class AsyncCollections:
     """What the API does with collections (asyncio)."""
 
@@ -287,6 +339,7 @@ class Collections:
     def __init__(self, client: redis.Redis, files: VectorFiles | None = None) -> None:
         self.redis = client
         self.files = files
+        self._import = client.register_script(IMPORT_SCRIPT)
 
     def vectors_in_files(self, collection_id: str) -> bool:
         where = as_text(self.redis.hget(collection_key(collection_id), "vectors"))
@@ -297,15 +350,13 @@ class Collections:
             )
         return where == "files"
 
-    def _place_vectors(self, pipe: Any, collection_id: str, rows: int) -> bool:
-        """Whether this append writes files: the collection's own choice, or for an empty
-        one this worker's (recorded in ``pipe``'s transaction)."""
+    def _place_vectors(self, collection_id: str, rows: int) -> tuple[bool, bool]:
+        """Whether an append writes files, and whether that is chosen now: the collection's
+        own choice, or for an empty one this worker's (the append records it)."""
         if as_text(self.redis.hget(collection_key(collection_id), "vectors")):
-            return self.vectors_in_files(collection_id)
-        if self.files is not None and rows == 0:
-            pipe.hset(collection_key(collection_id), "vectors", "files")
-            return True
-        return False
+            return self.vectors_in_files(collection_id), False
+        chosen = self.files is not None and rows == 0
+        return chosen, chosen
 
     def get(self, collection_id: str) -> Collection | None:
         record = self.redis.hgetall(collection_key(collection_id))
@@ -399,7 +450,9 @@ class Collections:
             new_crops: list[Any] = []
             owners: list[int] = []
             pipe.multi()
-            files = self._place_vectors(pipe, collection_id, image_count + crop_count)
+            files, chosen = self._place_vectors(collection_id, image_count + crop_count)
+            if chosen:
+                pipe.hset(key, "vectors", "files")
             for position, record in enumerate(records):
                 if record["sha256"] in stored or len(new_rows) >= room:
                     continue
@@ -410,22 +463,17 @@ class Collections:
                 new_crops.extend(crops)
                 owners.extend([row] * len(crops))
                 self._add_record(pipe, collection_id, record, row)
+            writes = []
             if new_rows:
-                self._append_rows(
-                    pipe, files, collection_id, "emb", image_count, np.stack(new_rows)
-                )
+                stacked = np.stack(new_rows)
+                writes += self._write_rows(files, collection_id, "emb", image_count, stacked)
             if new_crops:
-                self._append_rows(
-                    pipe, files, collection_id, "crop", crop_count, np.stack(new_crops)
-                )
-                self._append_rows(
-                    pipe,
-                    files,
-                    collection_id,
-                    "owner",
-                    crop_count,
-                    np.asarray(owners, OWNER_DTYPE)[:, None],
-                )
+                crops = np.stack(new_crops)
+                writes += self._write_rows(files, collection_id, "crop", crop_count, crops)
+                owned = np.asarray(owners, OWNER_DTYPE)[:, None]
+                writes += self._write_rows(files, collection_id, "owner", crop_count, owned)
+            for segment, data in writes:
+                pipe.append(segment, data)
             if new_rows:
                 pipe.hset(key, "dim", embeddings.shape[1])
             pipe.hincrby(key, "image_count", len(new_rows))
@@ -453,37 +501,34 @@ class Collections:
         key = collection_key(collection_id)
         tenant = tenant_key(self.owner(collection_id))
         with self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS):
-            while True:
-                with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.watch(tenant)
-                    counts = self.counts(collection_id)
-                    if counts is None:
-                        raise LookupError(f"collection {collection_id} is gone")
-                    image_count = counts[1]
-                    if self.redis.hexists(f"{key}:parts", part):
-                        return image_count, True
-                    room = max_tenant_images - int(pipe.hget(tenant, "images") or 0)
-                    if len(records) > room:
-                        raise QuotaExceeded(
-                            f"the part's {len(records)} images do not fit: this API key may "
-                            f"store {room} more (CLIPQ_MAX_IMAGES_PER_TENANT)"
-                        )
-                    pipe.multi()
-                    files = self._place_vectors(pipe, collection_id, image_count + counts[2])
-                    for offset, record in enumerate(records):
-                        self._add_record(pipe, collection_id, record, image_count + offset)
-                    self._append_rows(pipe, files, collection_id, "emb", image_count, embeddings)
-                    placed = {"rows": len(records), "first_row": image_count}
-                    pipe.hset(f"{key}:parts", part, json.dumps(placed))
-                    pipe.hset(key, "dim", embeddings.shape[1])
-                    pipe.hincrby(key, "image_count", len(records))
-                    pipe.hincrby(tenant, "images", len(records))
-                    pipe.hincrby(key, "version", 1)
-                    try:
-                        pipe.execute()
-                    except redis.WatchError:
-                        continue  # another collection of the tenant grew meanwhile
-                    return image_count + len(records), False
+            counts = self.counts(collection_id)
+            if counts is None:
+                raise LookupError(f"collection {collection_id} is gone")
+            image_count = counts[1]
+            files, chosen = self._place_vectors(collection_id, image_count + counts[2])
+            writes = self._write_rows(files, collection_id, "emb", image_count, embeddings)
+            assert all(len(r["id"]) == 24 for r in records)
+            arguments: list[Any] = [part, max_tenant_images, image_key(collection_id, "")]
+            arguments += [len(records), "files" if chosen else ""]
+            arguments += [
+                "".join(r["id"] for r in records),
+                "\0".join(r["filename"].replace("\0", "") for r in records),
+                "\0".join(json.dumps(r["metadata"]) if r["metadata"] else "" for r in records),
+                "\0".join(json.dumps(r["labels"]) if r["labels"] else "" for r in records),
+            ]
+            arguments += [item for write in writes for item in write]
+            keys = [key, f"{key}:parts", f"{key}:rows", f"{key}:labels", tenant]
+            after, flag = self._import(keys=keys, args=arguments)
+            if after == -1:
+                raise LookupError(f"collection {collection_id} is gone")
+            if after == -2:
+                raise QuotaExceeded(
+                    f"the part's {len(records)} images do not fit: this API key may "
+                    f"store {flag} more (CLIPQ_MAX_IMAGES_PER_TENANT)"
+                )
+            if embeddings.shape[1] and not counts[3]:
+                self.redis.hset(key, "dim", embeddings.shape[1])
+            return int(after), bool(flag)
 
     @staticmethod
     def _add_record(pipe: Any, collection_id: str, record: dict[str, Any], row: int) -> None:
@@ -507,24 +552,27 @@ class Collections:
         for label in record["labels"]:
             pipe.hincrby(f"{key}:labels", label, 1)
 
-    def _append_rows(
-        self, pipe: Any, files: bool, collection_id: str, kind: str, start: int, rows: np.ndarray
-    ) -> None:
-        """Rows ``start``.. of ``kind``: into the files now (before ``pipe`` commits the
-        counts that make them visible), or into Redis with ``pipe``."""
+    def _write_rows(
+        self, files: bool, collection_id: str, kind: str, start: int, rows: np.ndarray
+    ) -> list[tuple[str, bytes]]:
+        """Rows ``start``.. of ``kind``: written to the files now (before the transaction
+        that commits the counts making them visible), or the Redis segment appends that
+        transaction is to make."""
         dtype = OWNER_DTYPE if kind == "owner" else EMBEDDING_DTYPE
         data = numpy().ascontiguousarray(rows, dtype=dtype)
         if files:
             assert self.files is not None  # _place_vectors said files
             self.files.write(collection_id, kind, start, data)
-            return
+            return []
+        writes = []
         position = start
         while position < start + len(data):
             segment, within = divmod(position, SEGMENT_ROWS)
             take = min(SEGMENT_ROWS - within, start + len(data) - position)
             chunk = data[position - start : position - start + take]
-            pipe.append(segment_key(collection_id, kind, segment), chunk.tobytes())
+            writes.append((segment_key(collection_id, kind, segment), chunk.tobytes()))
             position += take
+        return writes
 
     def read_rows(
         self, collection_id: str, kind: str, start: int, end: int, width: int

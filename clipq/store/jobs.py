@@ -437,6 +437,11 @@ class WorkerStore:
         record = self.redis.hgetall(job_key(job_id))
         return job_from_record(record) if record else None
 
+    def drop_blobs(self, hashes: Sequence[str]) -> None:
+        """Forget uploads no job will read again (an imported part's tens of megabytes)."""
+        if hashes:
+            self.redis.unlink(*[blob_key(h) for h in hashes])
+
     def blobs(self, hashes: Sequence[str]) -> list[bytes | None]:
         found = self.redis.mget([blob_key(h) for h in hashes]) if hashes else []
         return [blob if isinstance(blob, bytes) else None for blob in found]

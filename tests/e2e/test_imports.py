@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 from pathlib import Path
@@ -58,16 +59,15 @@ def test_clip_retrieval_part_is_searchable_and_imported_once(service: Service, d
             "labels": [["even"] if i % 2 == 0 else ["odd"] for i in range(40)],
         }
     )
+    embeddings = npy(vectors.astype(np.float16))
     response = post_part(
-        service,
-        collection["id"],
-        npy(vectors.astype(np.float16)),
-        ("metadata_0.parquet", metadata),
-        part="img_emb_0",
+        service, collection["id"], embeddings, ("metadata_0.parquet", metadata), part="img_emb_0"
     )
     assert response.status_code == 202, response.text
     job = service.wait_for(response.json()["id"])
     assert job["status"] == "succeeded", job["error"]
+    uploaded = hashlib.sha256(embeddings).hexdigest()
+    assert not service.redis.exists(f"clipq:blob:{uploaded}")  # imported: its bytes dropped
     assert job["progress"] == {"done": 40, "total": 40}
     assert job["result"] | {"kind": "import"} == {
         "kind": "import",
