@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events = JobEvents(client, settings.max_waits_per_tenant)
         app.state.settings = settings
         app.state.store = ApiStore(client, settings.job_ttl_seconds, events)
-        app.state.queue = JobQueue(settings.redis_url)
+        app.state.queue = JobQueue(settings.redis_url, settings.shards)
         app.state.collections = AsyncCollections(client)
         try:
             await app.state.collections.migrate_legacy_index()

@@ -6,11 +6,22 @@ from anyio import to_thread
 from celery import Celery
 
 from clipq.contracts.jobs import JobKind
-from clipq.transport import INFERENCE_QUEUE, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
+from clipq.transport import (
+    INFERENCE_QUEUE,
+    SEARCH_SHARD_TASK,
+    TASK_NAMES,
+    WEBHOOK_QUEUE,
+    WEBHOOK_TASK,
+    shard_queue,
+)
 
 
 class JobQueue:
-    def __init__(self, redis_url: str) -> None:
+    """Jobs to the workers: one task each, or with ``shards`` a search's task to one worker
+    of each shard (``worker.search``)."""
+
+    def __init__(self, redis_url: str, shards: int = 1) -> None:
+        self.shards = shards
         self._celery = Celery("clipq-api", broker=redis_url)
         self._celery.conf.update(
             task_serializer="json",
@@ -23,6 +34,16 @@ class JobQueue:
         await to_thread.run_sync(self._send, kind, job_id)
 
     def _send(self, kind: JobKind, job_id: str) -> None:
+        if kind == JobKind.search and self.shards > 1:
+            for shard in range(self.shards):
+                self._celery.send_task(
+                    SEARCH_SHARD_TASK,
+                    args=[job_id, shard],
+                    queue=shard_queue(shard),
+                    task_id=f"{job_id}-{shard}",
+                    retry=False,
+                )
+            return
         self._celery.send_task(
             TASK_NAMES[kind], args=[job_id], queue=INFERENCE_QUEUE, task_id=job_id, retry=False
         )

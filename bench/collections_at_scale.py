@@ -179,13 +179,15 @@ def rss_mib_self() -> float:
 # --- through the service ---------------------------------------------------------------
 
 
-def service_one(size: int) -> dict[str, float]:
-    """Import ``size`` embeddings through the API, then time find-similar by image id."""
+def service_one(size: int, shards: int = 1) -> dict[str, float]:
+    """Import ``size`` embeddings through the API, then time find-similar by image id; with
+    ``shards``, searched by that many shard workers besides the general one (importing)."""
     from bench.common import service, vit_b32_clip
     from tests.e2e.test_imports import npy
 
     with tempfile.TemporaryDirectory(prefix="clipq-scale-service-") as tmp:
         overrides = {
+            "CLIPQ_SHARDS": str(shards),
             "CLIPQ_DETECTOR_MODEL": "embedded",  # imports detect nothing; no download
             "CLIPQ_VECTOR_DIR": f"{tmp}/vectors",
             "CLIPQ_INDEX_DIR": f"{tmp}/indexes",
@@ -193,7 +195,7 @@ def service_one(size: int) -> dict[str, float]:
             "CLIPQ_TASK_SOFT_TIME_LIMIT": "1800",
             "CLIPQ_TASK_TIME_LIMIT": "1900",
         }
-        with service(vit_b32_clip(), **overrides) as running:
+        with service(vit_b32_clip(), **overrides) as running, _Shards(shards, running) as _:
             http = running.http
             collection = http.post("/v1/collections", json={"name": "scale"}).json()["id"]
             redis_before = running.redis.info("memory")["used_memory"]
@@ -209,7 +211,7 @@ def service_one(size: int) -> dict[str, float]:
                 if job["status"] != "succeeded":
                     raise RuntimeError(job["error"])
 
-            rss_before = sum(rss_mib(pid) for pid in pool_pids(running))
+            rss_before = {pid: rss_mib(pid) for pid in pool_pids(running)}
             began = time.perf_counter()
             with ThreadPoolExecutor(2) as pool:  # one part uploading while one is imported
                 list(pool.map(send, parts(size)))
@@ -228,6 +230,10 @@ def service_one(size: int) -> dict[str, float]:
             ]
             row_of_id: dict[str, int] = {}
             times, found = [], []
+            warm = http.post(
+                f"/v1/collections/{collection}/images/{ids[0]}/similar", json={"top_k": TOP_K}
+            )
+            running.wait_for(warm.json()["id"], timeout=1800)  # a shard builds on first use
             for number, image_id in enumerate(ids):
                 began = time.perf_counter()
                 response = http.post(
@@ -242,7 +248,7 @@ def service_one(size: int) -> dict[str, float]:
                     times.append(elapsed)
                 hits = [hit["image_id"] for hit in job["result"]["hits"]]
                 found.append(hits)
-            worker_rss = sum(rss_mib(pid) for pid in pool_pids(running)) - rss_before
+            worker_rss = {pid: rss_mib(pid) - before for pid, before in rss_before.items()}
             # the generated rows of the hits, to compare with the exact answer
             for hits in found:
                 for image_id in hits:
@@ -267,28 +273,65 @@ def service_one(size: int) -> dict[str, float]:
         "p95_ms": percentile(times, 95),
         "recall@10": truth.recall([[row_of_id[i] for i in hits] for hits in found]),
         "redis_bytes_per_image": (redis_after - redis_before) / size,
-        "worker_rss_bytes_per_image": worker_rss * 2**20 / size,
+        "shards": shards,
+        # the worker that grew most, and all of them (sharded: the shards hold the index)
+        "worker_rss_bytes_per_image": max(worker_rss.values()) * 2**20 / size,
+        "workers_rss_bytes_per_image": sum(worker_rss.values()) * 2**20 / size,
         "disk_bytes_per_image": disk / size,
     }
 
 
 def pool_pids(running) -> list[int]:
-    """The inference worker's pool processes (where the indexes live)."""
+    """The inference workers' pool processes (where the indexes live)."""
     import os
 
     from bench.common import children
 
+    found = []
     for pid in children(os.getpid()):
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
         if b"worker.celery_app" in command:
-            return children(pid) or [pid]
-    return []
+            found += children(pid) or [pid]
+    return found
+
+
+class _Shards:
+    """``count`` shard workers (none for 1) beside a running service, stopped on exit."""
+
+    def __init__(self, count: int, running) -> None:
+        self.count, self.running, self.processes = count, running, []
+
+    def __enter__(self) -> _Shards:
+        from tests.e2e.conftest import _start_celery
+
+        if self.count == 1:
+            return self
+        for number in range(self.count):
+            arguments = ["worker.celery_app", "worker", "--concurrency", "1"]
+            env = {**self.running.env, "CLIPQ_WORKER_SHARD": str(number)}
+            log = Path(self.running.logs) / f"shard{number}.log"
+            queue = ["-Q", f"clipq.shard.{number}"]
+            self.processes.append(_start_celery([*arguments, *queue], env, log, f"s{number}"))
+        deadline = time.monotonic() + 300
+        while self.running.http.get("/v1/models").json().get("workers", 0) < self.count + 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the shard workers did not start")
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        from tests.e2e.conftest import stop
+
+        for process in self.processes:
+            stop(process)
 
 
 # --- report ----------------------------------------------------------------------------
 
 
-def main(sizes: list[int], service_sizes: list[int]) -> dict[str, list[dict]]:
+def main(
+    sizes: list[int], service_sizes: list[int], shard_sizes: list[int]
+) -> dict[str, list[dict]]:
     library = [run_one("library", size) for size in sizes]
     rows = [
         [
@@ -309,6 +352,7 @@ def main(sizes: list[int], service_sizes: list[int]) -> dict[str, list[dict]]:
     header = ["images", "mode", "train s", "add s", "extend µs/row", "p50 ms", "p95 ms"]
     print(table(rows, [*header, "recall@10", "index B/image", "index file MiB"]))
     service_results = [run_one("service", size) for size in service_sizes]
+    sharded = [run_one("shards", size) for size in shard_sizes]
     if service_results:
         rows = [
             [
@@ -326,10 +370,22 @@ def main(sizes: list[int], service_sizes: list[int]) -> dict[str, list[dict]]:
         print("\n== through the service: bulk import, then find-similar by id (HTTP → result) ==")
         header = ["images", "import /s", "p50 ms", "p95 ms", "recall@10"]
         print(table(rows, [*header, "Redis B/image", "worker B/image", "disk B/image"]))
+    if sharded:
+        one = {r["size"]: r for r in service_results}
+        rows = [
+            [f"{int(r['size']):,}", where, r["p50_ms"], r["p95_ms"], r["recall@10"],
+             r["worker_rss_bytes_per_image"], r["workers_rss_bytes_per_image"]]
+            for s in sharded
+            for where, r in (("one worker", one.get(s["size"])), ("two shards", s))
+            if r
+        ]  # fmt: skip
+        print("\n== two shards on two workers against one worker holding everything ==")
+        header = ["images", "served by", "p50 ms", "p95 ms", "recall@10"]
+        print(table(rows, [*header, "largest worker B/image", "all workers B/image"]))
     OUT.mkdir(parents=True, exist_ok=True)
     plot(library, service_results, OUT / "collections_at_scale.png")
     print(f"plot: {(OUT / 'collections_at_scale.png').relative_to(ROOT)}")
-    return {"library": library, "service": service_results}
+    return {"library": library, "service": service_results, "shards": sharded}
 
 
 def run_one(kind: str, size: int) -> dict:
@@ -400,12 +456,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000,10000000")
     parser.add_argument("--service", default="1000000", help="sizes through the service")
+    parser.add_argument("--shards", default="1000000", help="sizes through two shards")
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         kind, size = args.one[0], int(args.one[1])
-        print(json.dumps(library_one(size) if kind == "library" else service_one(size)))
+        if kind == "library":
+            print(json.dumps(library_one(size)))
+        else:
+            print(json.dumps(service_one(size, shards=2 if kind == "shards" else 1)))
     else:
         print(machine())
         listed = lambda text: [int(s) for s in text.split(",") if s]  # noqa: E731
-        main(listed(args.sizes), listed(args.service))
+        main(listed(args.sizes), listed(args.service), listed(args.shards))

@@ -48,8 +48,9 @@ class CollectionIndex:
     policy: IndexPolicy = field(default_factory=IndexPolicy)
     approximate_images: ApproximateIndex | None = None
     approximate_crops: ApproximateIndex | None = None
-    # clipcore.search_decision's statistics, per way of scoring; cleared when rows are added
-    null_cache: dict[tuple, NullScores] = field(default_factory=dict)
+    # each null prompt's best score (clipcore.search_decision), per way of scoring; cleared
+    # when rows are added
+    null_cache: dict[tuple, torch.Tensor] = field(default_factory=dict)
     # an approximate index was trained here since it was last saved (worker.collections)
     built: bool = False
     # where approximate indexes read the exact vectors of their rows from, when the
@@ -319,6 +320,18 @@ def collection_nulls(
     crop_weight: float = 0.5,
 ) -> NullScores:
     """How well the null prompts do in this collection, scored as a query would be."""
+    return null_scores(null_best(index, nulls, rerank, fusion, crop_weight))
+
+
+def null_best(
+    index: CollectionIndex,
+    nulls: torch.Tensor,
+    rerank: RerankMode = RerankMode.none,
+    fusion: Fusion = Fusion.max,
+    crop_weight: float = 0.5,
+) -> torch.Tensor:
+    """Each null prompt's best score in this collection (of a sharded collection: the
+    maximum over its shards' is the whole collection's)."""
     key = (rerank, fusion, crop_weight)
     if key not in index.null_cache:  # once per collection version and way of scoring
         if index.approximate:
@@ -327,7 +340,7 @@ def collection_nulls(
         else:
             final, *_ = score_images(index, nulls, rerank, fusion, crop_weight)
             best = final.max(dim=1).values
-        index.null_cache[key] = null_scores(best)
+        index.null_cache[key] = best
     return index.null_cache[key]
 
 

@@ -3,12 +3,12 @@
 Below :attr:`IndexPolicy.exact_below` rows a collection is scanned exactly (a matrix
 product, :mod:`clipcore.retrieval`); from there on, :class:`ApproximateIndex` holds its
 vectors instead: an inverted file (IVF, ``nlist`` about sqrt(n) lists, ``nprobe`` of them
-searched) of 4-bit fast-scan product-quantiser codes (``dim / 16`` bytes a vector) that
+searched) of 4-bit fast-scan product-quantiser codes (``dim / 4`` bytes a vector) that
 shortlists ``refine`` x k candidates, which are then re-scored exactly from fp16 vectors:
 search time grows with ``nprobe`` x sqrt(n) codes scanned, not with n. The fp16 vectors
 are either held by the index (``Refine(SQfp16)``: about 1.1 KB a 512-d vector against the
 exact scan's 2 KB of fp32) or read from where the collection keeps them (a ``source``:
-memory-mapped segment files, and the index holds about 40 bytes a vector). The kind and
+memory-mapped segment files, and the index holds about 136 bytes a vector). The kind and
 its parameters come from ``bench/ann_index.py``'s measurements (README, "Collections at
 scale").
 
@@ -43,7 +43,7 @@ RowSource = Callable[[np.ndarray], np.ndarray]
 class IndexPolicy:
     exact_below: int = 100_000  # rows; an exact scan of 100 k 512-d rows takes 17 ms
     nprobe: int = 32  # inverted lists searched per query
-    refine: int = 50  # PQ candidates re-scored from fp16 per wanted hit (FAISS k_factor)
+    refine: int = 100  # PQ candidates re-scored from fp16 per wanted hit (FAISS k_factor)
     retrain_growth: float = 4.0  # rebuild once this many times the rows it was trained on
     threads: int = 0  # FAISS OpenMP threads; 0: its default
 
@@ -62,7 +62,7 @@ class ApproximateIndex:
     The exact re-scoring reads fp16 vectors either from copies the index holds
     (``Refine(SQfp16)``, 1 KB a 512-d vector in the worker) or, given a ``source``, from
     where the collection keeps them durably (memory-mapped segment files: the index holds
-    only its 32-byte codes). Built here it is owned and takes ``add``; loaded from a saved
+    only its 128-byte codes). Built here it is owned and takes ``add``; loaded from a saved
     file (:meth:`load`) it is memory-mapped, read-only and shared with every process of the
     host that maps it, and the rows added after it are kept beside it, exact (``delta``),
     until :meth:`stale` asks for :meth:`rebuilt`.
@@ -132,7 +132,7 @@ class ApproximateIndex:
 
         flat = rows < MIN_ROWS
         nlist = nlist_for(rows)
-        key = "Flat" if flat else f"IVF{nlist},PQ{max(1, dim // 8)}x4fs"
+        key = "Flat" if flat else f"IVF{nlist},PQ{max(1, dim // 2)}x4fs"
         key += ",Refine(SQfp16)" if not flat and source is None else ""
         index = faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
         if not flat:  # k-means needs ~40-256 points a list, no more

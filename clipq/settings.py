@@ -151,11 +151,31 @@ class Settings(BaseSettings):
         "their embedding rows, memory-mapped, instead of in Redis (1 KB an image of Redis "
         "memory at 512 dimensions); empty: in Redis.",
     )
+    shards: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Shards every collection's searches are split into: a search fans out to "
+        "one worker of each queue clipq.shard.N (CLIPQ_WORKER_SHARD), and the last part to "
+        "finish merges the parts.",
+    )
+    shard_block_rows: int = Field(
+        65_536,
+        ge=1,
+        description="Image rows dealt to shards at a time, round-robin: row r is shard "
+        "(r // this) % CLIPQ_SHARDS.",
+    )
+    worker_shard: int = Field(
+        -1,
+        ge=-1,
+        description="The shard this worker holds and searches (start it with -Q "
+        "clipq.shard.N); -1: whole collections, from the clipq.inference queue.",
+    )
     index_nprobe: int = Field(
         32, ge=1, le=65_536, description="Inverted lists an approximate search visits."
     )
     index_refine: int = Field(
-        50,
+        100,
         ge=1,
         le=1000,
         description="An approximate search re-scores this many PQ candidates per hit from "
@@ -250,6 +270,12 @@ class Settings(BaseSettings):
         if self.detector_model != "auto":
             return self.detector_model
         return "embedded" if self.clip_model in ("", "embedded") else "torchvision:COCO_V1"
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> Settings:
+        if self.worker_shard >= self.shards:
+            raise ValueError("CLIPQ_WORKER_SHARD must be below CLIPQ_SHARDS")
+        return self
 
     @model_validator(mode="after")
     def _hard_limit_after_soft(self) -> Settings:

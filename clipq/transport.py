@@ -15,3 +15,9 @@ TASK_NAMES: dict[JobKind, str] = {
     JobKind.evaluate: "clipq.evaluate",
     JobKind.bulk_import: "clipq.import",
 }
+SEARCH_SHARD_TASK = "clipq.search_shard"  # one shard's part of a search (worker.search)
+
+
+def shard_queue(number: int) -> str:
+    """The queue of the workers that hold shard ``number`` (CLIPQ_WORKER_SHARD)."""
+    return f"clipq.shard.{number}"

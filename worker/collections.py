@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,21 +12,18 @@ import torch
 
 from clipcore import retrieval
 from clipcore.batching import EmbeddingStore, Upload, embed_uploads
-from clipcore.classify import cached_classifier
 from clipcore.clip_model import LoadedClip
-from clipcore.encode import EmbeddingCache, embed_texts
+from clipcore.encode import embed_texts
 from clipcore.ingest import CropSettings, PreparedImage, prepare_images
 from clipcore.metrics import mean
 from clipcore.problem import Problem
 from clipcore.retrieval import CollectionIndex
 from clipcore.schemas import RerankMode
-from clipcore.search_decision import MatchDecision, null_prompts
 from clipcore.vector_index import IndexPolicy, RowSource
 from clipq.contracts.collections import (
     Collection,
     EvaluatePayload,
     EvaluateResult,
-    ImageRef,
     IngestedImage,
     IngestItem,
     IngestPayload,
@@ -34,14 +32,14 @@ from clipq.contracts.collections import (
     ModeMetrics,
     QueryEvaluation,
     QueryMetrics,
-    SearchHit,
-    SearchPayload,
-    SearchResult,
 )
 from clipq.errors import Conflict, NotFound, QuotaExceeded, RelayedProblem
 from clipq.settings import Settings
 from clipq.store.collections import Collections
+from clipq.store.shards import ShardView
 from worker import saved_indexes
+
+log = logging.getLogger(__name__)
 
 
 class CollectionIndexes:
@@ -54,7 +52,10 @@ class CollectionIndexes:
     """
 
     def __init__(
-        self, store: Collections, policy: IndexPolicy | None = None, folder: Path | None = None
+        self,
+        store: Collections | ShardView,
+        policy: IndexPolicy | None = None,
+        folder: Path | None = None,
     ) -> None:
         self.store = store
         self.policy = policy or IndexPolicy()
@@ -76,6 +77,9 @@ class CollectionIndexes:
                 )
             if index.version != version:
                 self._refresh(collection_id, index, images, crops, dim, version)
+                shard = getattr(self.store, "shard", None)
+                where = f", {shard}" if shard else ""
+                log.info("collection %s%s: %d images held", collection_id, where, index.size)
         if index.built and self.folder:  # outside the lock: a large write takes seconds
             saved_indexes.save(self.folder, collection_id, index)
         return index
@@ -166,7 +170,7 @@ class CollectionIndexes:
 REFRESH_ROWS = 262_144  # images read and added at a time: 512 MB of fp32 at 512-d
 
 
-def _ids(store: Collections, collection_id: str, start: int, end: int) -> list[str]:
+def _ids(store: Collections | ShardView, collection_id: str, start: int, end: int) -> list[str]:
     ids: list[str] = []
     for first in range(start, end, REFRESH_ROWS):
         ids += store.image_ids(collection_id, first, min(first + REFRESH_ROWS, end))
@@ -180,7 +184,9 @@ def _tensor(rows: np.ndarray, dim: int) -> torch.Tensor:
     return torch.from_numpy(rows.astype(np.float32)).reshape(-1, dim)
 
 
-def require_collection(store: Collections, collection_id: str, model: str) -> Collection:
+def require_collection(
+    store: Collections | ShardView, collection_id: str, model: str
+) -> Collection:
     """The collection, if it exists and holds embeddings of this worker's model."""
     collection = store.get(collection_id)
     if collection is None:
@@ -312,24 +318,6 @@ def _stack(parts: list[torch.Tensor]) -> np.ndarray:
     return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
 
 
-def query_embedding(
-    index: CollectionIndex,
-    clip: LoadedClip,
-    text_cache: EmbeddingCache,
-    payload: SearchPayload,
-    embed_upload: Callable[[ImageRef], torch.Tensor],
-) -> tuple[torch.Tensor, int | None]:
-    """The query as a unit embedding, and the collection row it is (left out of the hits)."""
-    if payload.query is not None:
-        return cached_classifier(text_cache, clip, [payload.query], ["{}"])[0], None
-    if payload.image is not None:
-        return embed_upload(payload.image), None
-    row = index.row_of(payload.image_id or "")
-    if row is None:
-        raise NotFound(f"no image {payload.image_id!r} in collection {payload.collection_id!r}")
-    return index.vector(row), row
-
-
 def embed_query_image(
     clip: LoadedClip,
     uploads: list[Upload],
@@ -348,74 +336,6 @@ def embed_query_image(
     if isinstance(embedded, Problem):
         raise RelayedProblem(embedded)
     return embedded
-
-
-def search(
-    store: Collections,
-    indexes: CollectionIndexes,
-    clip: LoadedClip,
-    text_cache: EmbeddingCache,
-    payload: SearchPayload,
-    settings: Settings,
-    embed_upload: Callable[[ImageRef], torch.Tensor],
-) -> SearchResult:
-    require_collection(store, payload.collection_id, settings.clip_model)
-    index = indexes.get(payload.collection_id)
-    query, itself = query_embedding(index, clip, text_cache, payload, embed_upload)
-    scoring = (payload.rerank, payload.fusion, payload.crop_weight)
-    ranked = retrieval.search(index, query, payload.top_k, *scoring, exclude=itself)
-    best = ranked[0].score if ranked else None
-    threshold: float | None
-    if payload.min_score is not None:
-        threshold, decision = payload.min_score, "min_score"
-    elif payload.query is None:  # the null prompts are text: they say nothing of image scores
-        threshold, decision = None, "none"
-    elif best is None:  # an empty collection: nothing to match, nothing to calibrate on
-        threshold, decision = 1.0, "calibrated"
-    else:
-        nulls = cached_classifier(text_cache, clip, list(null_prompts()), ["{}"])
-        statistics = retrieval.collection_nulls(index, nulls, *scoring)
-        threshold, decision = MatchDecision().threshold(statistics), "calibrated"
-    result = SearchResult(
-        collection_id=payload.collection_id,
-        query=payload.query,
-        image_id=payload.image_id,
-        image=payload.image.filename if payload.image else None,
-        rerank=payload.rerank,
-        fusion=payload.fusion,
-        min_score=None if threshold is None else round(threshold, 4),
-        decision=decision,
-        no_match=best is None or (threshold is not None and best < threshold),
-        approximate=index.approximate,
-        best_score=best,
-        hits=[],
-    )
-    if result.no_match:
-        return result
-    found = store.images(payload.collection_id, [index.image_ids[r.row] for r in ranked])
-    records = [record for record in found if record is not None]
-    if len(records) != len(found):
-        raise NotFound(f"collection {payload.collection_id} was deleted during the search")
-    for hit, record in zip(ranked, records, strict=True):
-        box = None
-        if hit.crop_row is not None:
-            box = record.regions[index.region_index(hit.crop_row)].box
-        result.hits.append(
-            SearchHit(
-                image_id=record.id,
-                filename=record.filename,
-                labels=record.labels,
-                metadata=record.metadata,
-                score=hit.score,
-                image_score=hit.image_score,
-                crop_score=hit.crop_score,
-                crop_box=box,
-                width=record.width,
-                height=record.height,
-                thumbnail_url=record.thumbnail_url,
-            )
-        )
-    return result
 
 
 QUERY_CHUNK = 64

@@ -20,6 +20,7 @@ from clipq.metrics import record_batch
 from clipq.settings import get_settings
 from clipq.store.collections import Collections
 from clipq.store.jobs import WorkerStore
+from clipq.store.shards import Shard, ShardView
 from clipq.store.vector_files import VectorFiles
 from worker.collections import CollectionIndexes
 from worker.embedding_cache import RedisEmbeddingStore
@@ -64,7 +65,11 @@ def indexes() -> CollectionIndexes:
         refine=settings.index_refine,
     )
     folder = Path(settings.index_dir) if settings.index_dir else None
-    return CollectionIndexes(collections(), policy, folder)
+    if settings.worker_shard < 0:
+        return CollectionIndexes(collections(), policy, folder)
+    shard = Shard(settings.worker_shard, settings.shards, settings.shard_block_rows)
+    folder = folder / f"shard-{shard.number}-of-{shard.count}" if folder else None
+    return CollectionIndexes(ShardView(collections(), shard), policy, folder)
 
 
 def image_cache() -> RedisEmbeddingStore:

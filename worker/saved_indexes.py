@@ -27,6 +27,7 @@ import torch
 from clipcore.retrieval import CollectionIndex
 from clipcore.vector_index import ApproximateIndex, IndexPolicy, RowSource
 from clipq.store.collections import Collections
+from clipq.store.shards import ShardView
 
 log = logging.getLogger(__name__)
 LATEST = "latest.json"
@@ -65,7 +66,7 @@ def save(folder: Path, collection_id: str, index: CollectionIndex) -> None:
 def load(
     folder: Path,
     collection_id: str,
-    store: Collections,
+    store: Collections | ShardView,
     policy: IndexPolicy,
     images_now: int,
     crops_now: int,

@@ -28,10 +28,11 @@ from clipq.contracts.jobs import (
     ScenesResult,
 )
 from clipq.settings import get_settings
-from clipq.transport import TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
+from clipq.transport import SEARCH_SHARD_TASK, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
 from worker import collections, cross_batching, imports, runtime
+from worker import search as searches
 from worker.celery_app import app
-from worker.jobs import RunningJob, run_job
+from worker.jobs import RunningJob, load_uploads, run_job
 
 
 def _notify(job_id: str) -> None:
@@ -142,7 +143,8 @@ def bulk_import(job_id: str) -> str | None:
             runtime.clip().embedding_dim,
             job.progress,
             get_settings(),
-            runtime.indexes(),
+            # Sharded, the shards' workers hold the collection, not the importer.
+            runtime.indexes() if get_settings().shards == 1 else None,
         )
         # The part is in the collection (or was already): its bytes are of no more use.
         refs = [payload.embeddings, *([payload.metadata] if payload.metadata else [])]
@@ -162,7 +164,7 @@ def search(job_id: str) -> str | None:
                 runtime.clip(), job.uploads([image]), settings, runtime.image_cache()
             )
 
-        result = collections.search(
+        result = searches.search(
             runtime.collections(),
             runtime.indexes(),
             runtime.clip(),
@@ -175,6 +177,38 @@ def search(job_id: str) -> str | None:
         return result
 
     return _run_job(job_id, SearchPayload.model_validate_json, work)
+
+
+@app.task(name=SEARCH_SHARD_TASK)
+def search_shard(job_id: str, shard: int) -> str | None:
+    """One shard's part of a search; the last part to arrive answers the job."""
+    settings, store = get_settings(), runtime.store()
+
+    def compute(payload: SearchPayload) -> searches.SearchPart:
+        def embed_upload(image: ImageRef):
+            uploads = load_uploads(store, [image], scope=store.owner(job_id))
+            return collections.embed_query_image(
+                runtime.clip(), uploads, settings, runtime.image_cache()
+            )
+
+        indexes = runtime.indexes()
+        return searches.search_part(
+            indexes.store,
+            indexes,
+            runtime.clip(),
+            runtime.text_cache(),
+            payload,
+            settings,
+            embed_upload,
+        )
+
+    def finish() -> JobStatus | None:
+        def work(payload: SearchPayload, job: RunningJob) -> SearchResult:
+            return searches.answer_parts(runtime.collections(), payload, store.parts(job_id))
+
+        return _run_job(job_id, SearchPayload.model_validate_json, work)
+
+    return searches.run_shard(store, job_id, shard, settings.shards, compute, finish)
 
 
 @app.task(name=TASK_NAMES[JobKind.evaluate])

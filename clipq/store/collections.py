@@ -604,6 +604,15 @@ class Collections:
         taken = self.files.take(collection_id, kind, rows, width, EMBEDDING_DTYPE)
         return taken.astype(numpy().float32)
 
+    def vector_of(self, collection_id: str, image_id: str) -> np.ndarray | None:
+        """An image's embedding, fp32, read from where the collection keeps it."""
+        row = self.redis.hget(image_key(collection_id, image_id), "row")
+        counts = self.counts(collection_id)
+        if row is None or counts is None:
+            return None
+        vector = self.read_rows(collection_id, "emb", int(row), int(row) + 1, counts[3])[0]
+        return vector.astype(numpy().float32)
+
     def image_ids(self, collection_id: str, start: int, end: int) -> list[str]:
         ids = self.redis.lrange(f"{collection_key(collection_id)}:rows", start, end - 1)
         return [as_text(i) for i in ids]

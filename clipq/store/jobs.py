@@ -437,6 +437,21 @@ class WorkerStore:
         record = self.redis.hgetall(job_key(job_id))
         return job_from_record(record) if record else None
 
+    def add_part(self, job_id: str, part: int, result: str) -> int:
+        """Store one shard's part of a job's result; how many parts the job has now (the
+        shard that completes the set merges them: no task waits for another)."""
+        key = f"{job_key(job_id)}:parts"
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, str(part), result)
+            pipe.expire(key, self.ttl)
+            pipe.hlen(key)
+            return int(pipe.execute()[-1])
+
+    def parts(self, job_id: str) -> list[str]:
+        """The parts of a job's result, by shard."""
+        found = self.redis.hgetall(f"{job_key(job_id)}:parts")
+        return [_text(v) or "" for _, v in sorted(found.items(), key=lambda item: int(item[0]))]
+
     def drop_blobs(self, hashes: Sequence[str]) -> None:
         """Forget uploads no job will read again (an imported part's tens of megabytes)."""
         if hashes:
