@@ -35,6 +35,8 @@ KINDS = {
     "ivf-sq8": "IVF{nlist},SQ8",
     "ivf-pq-fastscan": "IVF{nlist},PQ{m}x4fs",
     "ivf-pq-fastscan+fp16": "IVF{nlist},PQ{m}x4fs,Refine(SQfp16)",
+    # 4 x the sub-quantisers (dim / 4 bytes): where a cluster holds thousands of images
+    "ivf-pq2-fastscan+fp16": "IVF{nlist},PQ{m2}x4fs,Refine(SQfp16)",
     "ivf-pq-fastscan+sq8": "IVF{nlist},PQ{m}x4fs,Refine(SQ8)",
     "hnsw32": "HNSW32,Flat",
 }
@@ -52,11 +54,11 @@ def clustered(rng: np.random.Generator, centres: np.ndarray, count: int) -> np.n
     return vectors.astype(np.float32)
 
 
-def build(kind: str, vectors: np.ndarray):
+def build(kind: str, vectors: np.ndarray, refine: int = 50):
     import faiss
 
     size, dim = vectors.shape
-    key = KINDS[kind].format(nlist=nlist_for(size), m=dim // 8)
+    key = KINDS[kind].format(nlist=nlist_for(size), m=dim // 8, m2=dim // 2)
     index = faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
     started = time.perf_counter()
     if not index.is_trained:
@@ -67,7 +69,7 @@ def build(kind: str, vectors: np.ndarray):
     if "IVF" in KINDS[kind]:
         faiss.extract_index_ivf(index).nprobe = NPROBE
     if "Refine" in KINDS[kind]:
-        index.k_factor = REFINE
+        index.k_factor = refine
     if kind.startswith("hnsw"):
         index.hnsw.efSearch = EF_SEARCH
     return index, seconds
@@ -91,22 +93,29 @@ def measure(index, queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def main(sizes: list[int], dim: int = DIM, threads: int = 2) -> list[dict]:
+def main(
+    sizes: list[int],
+    dim: int = DIM,
+    threads: int = 2,
+    centres_count: int = CENTRES,
+    refine: int = REFINE,
+    kinds: list[str] | None = None,
+) -> list[dict]:
     import faiss
 
     faiss.omp_set_num_threads(threads)
     rng = np.random.default_rng(15)
-    centres = rng.standard_normal((CENTRES, dim)).astype(np.float32)
+    centres = rng.standard_normal((centres_count, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     queries = clustered(rng, centres, QUERIES)
     results = []
     for size in sizes:
         vectors = clustered(rng, centres, size)
         exact = None
-        for kind in KINDS:
+        for kind in ["exact", *(k for k in kinds or KINDS if k != "exact")]:
             if kind.startswith("hnsw") and size > HNSW_UP_TO:
                 continue
-            index, seconds = build(kind, vectors)
+            index, seconds = build(kind, vectors, refine)
             if exact is None:
                 _, truth = index.search(queries, TOP_K)
             row = {"size": size, "kind": kind, "build_s": seconds, **measure(index, queries, truth)}
@@ -119,8 +128,8 @@ def main(sizes: list[int], dim: int = DIM, threads: int = 2) -> list[dict]:
     columns = ["size", "kind", "build_s", "p50_ms", "p95_ms", "recall@10", "bytes_per_image"]
     columns += ["latency_vs_exact", "memory_vs_exact"]
     print(
-        f"\n== FAISS index kinds: top {TOP_K}, {dim}-d, nprobe {NPROBE}, refine x{REFINE}, "
-        f"efSearch {EF_SEARCH}, {threads} threads =="
+        f"\n== FAISS index kinds: top {TOP_K}, {dim}-d, {centres_count} centres, nprobe "
+        f"{NPROBE}, refine x{refine}, efSearch {EF_SEARCH}, {threads} threads =="
     )
     print(table([[r[c] for c in columns] for r in results], columns))
     print(machine())
@@ -133,6 +142,16 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--dim", type=int, default=DIM)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--centres",
+        type=int,
+        default=CENTRES,
+        help="clusters the vectors are drawn around (fewer: denser clusters, as 10 M images "
+        "around 2,000 centres are)",
+    )
+    parser.add_argument("--refine", type=int, default=REFINE)
+    parser.add_argument("--kinds", help="comma-separated subset of " + ",".join(KINDS))
     args = parser.parse_args()
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    main(sizes, args.dim, args.threads)
+    kinds = args.kinds.split(",") if args.kinds else None
+    main(sizes, args.dim, args.threads, args.centres, args.refine, kinds)

@@ -332,7 +332,7 @@ class _Shards:
 def main(
     sizes: list[int], service_sizes: list[int], shard_sizes: list[int]
 ) -> dict[str, list[dict]]:
-    library = [run_one("library", size) for size in sizes]
+    library = [r for r in (run_one("library", size) for size in sizes) if r]
     rows = [
         [
             f"{int(r['size']):,}",
@@ -351,8 +351,8 @@ def main(
     print("\n== collections at scale: the index (512-d, top 10, one query at a time) ==")
     header = ["images", "mode", "train s", "add s", "extend µs/row", "p50 ms", "p95 ms"]
     print(table(rows, [*header, "recall@10", "index B/image", "index file MiB"]))
-    service_results = [run_one("service", size) for size in service_sizes]
-    sharded = [run_one("shards", size) for size in shard_sizes]
+    service_results = [r for r in (run_one("service", size) for size in service_sizes) if r]
+    sharded = [r for r in (run_one("shards", size) for size in shard_sizes) if r]
     if service_results:
         rows = [
             [
@@ -382,15 +382,20 @@ def main(
         print("\n== two shards on two workers against one worker holding everything ==")
         header = ["images", "served by", "p50 ms", "p95 ms", "recall@10"]
         print(table(rows, [*header, "largest worker B/image", "all workers B/image"]))
-    OUT.mkdir(parents=True, exist_ok=True)
-    plot(library, service_results, OUT / "collections_at_scale.png")
-    print(f"plot: {(OUT / 'collections_at_scale.png').relative_to(ROOT)}")
+    if library or service_results:
+        OUT.mkdir(parents=True, exist_ok=True)
+        plot(library, service_results, OUT / "collections_at_scale.png")
+        print(f"plot: {(OUT / 'collections_at_scale.png').relative_to(ROOT)}")
     return {"library": library, "service": service_results, "shards": sharded}
 
 
-def run_one(kind: str, size: int) -> dict:
+def run_one(kind: str, size: int) -> dict | None:
+    """One measurement in a fresh process; None (and why, printed) if it failed."""
     command = [sys.executable, "-m", "bench.collections_at_scale", "--one", kind, str(size)]
-    output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if output.returncode:
+        print(f"  {kind} {size:,} failed:\n{output.stderr[-2000:]}", flush=True)
+        return None
     result = json.loads(output.stdout.strip().splitlines()[-1])
     print(f"  {kind} {size:,}: {json.dumps(result)}", flush=True)
     return result
