@@ -517,6 +517,8 @@ class Collections:
                 "\0".join(json.dumps(r["labels"]) if r["labels"] else "" for r in records),
             ]
             arguments += [item for write in writes for item in write]
+            if not counts[3]:  # before the rows: a reader never sees rows without a width
+                self.redis.hset(key, "dim", embeddings.shape[1])
             keys = [key, f"{key}:parts", f"{key}:rows", f"{key}:labels", tenant]
             after, flag = self._import(keys=keys, args=arguments)
             if after == -1:
@@ -526,8 +528,6 @@ class Collections:
                     f"the part's {len(records)} images do not fit: this API key may "
                     f"store {flag} more (CLIPQ_MAX_IMAGES_PER_TENANT)"
                 )
-            if embeddings.shape[1] and not counts[3]:
-                self.redis.hset(key, "dim", embeddings.shape[1])
             return int(after), bool(flag)
 
     @staticmethod

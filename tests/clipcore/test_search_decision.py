@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from clipcore.retrieval import CollectionIndex, collection_nulls
+from clipcore.retrieval import CollectionIndex, collection_nulls, null_best
 from clipcore.search_decision import MatchDecision, NullScores, null_prompts, null_scores
 
 
@@ -33,6 +33,7 @@ def test_collection_statistics_are_cached_until_rows_are_added() -> None:
     nulls = rows[1:3]
     first = collection_nulls(index, nulls)
     assert first == NullScores(mean=0.5, std=float(torch.tensor([1.0, 0.0]).std()))
-    assert collection_nulls(index, nulls) is first
+    assert null_best(index, nulls) is null_best(index, nulls)  # scored once, then cached
+    assert collection_nulls(index, nulls) == first
     index.extend(["c"], rows[2:3], torch.empty(0, 0), torch.empty(0, dtype=torch.long), 2)
     assert collection_nulls(index, nulls).mean == 1.0  # the third null now finds its image
