@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw
 
 from bench.ann_index import clustered
 from bench.common import OUT, ROOT, machine, median, percentile, rss_mib, table
-from bench.retrieval_scaling import _decades, _scale
+from bench.retrieval_scaling import _decades, _scale, size_ticks
 
 DIM = 512
 PART = 32_768  # rows generated (and imported) at a time
@@ -423,10 +423,7 @@ def plot(library: list[dict], service: list[dict], path: Path) -> None:
         values = [r[key] for _, rows, key, _ in series for r in rows]
         draw.rectangle(box, outline="black")
         draw.text((box[0], 15), title + " vs images in the collection", fill="black")
-        for exponent in range(int(x_range[0]), int(x_range[1]) + 1):
-            x = _scale(10**exponent, x_range, box[0], box[2])
-            draw.line((x, box[3], x, box[3] + 5), fill="black")
-            draw.text((x - 12, box[3] + 8), f"1e{exponent}", fill="black")
+        size_ticks(draw, box, x_range)
         y_of = _axis(kind, values, box[3], box[1])
         if kind == "log":
             y_range = _decades(min(values), max(values))

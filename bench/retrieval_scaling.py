@@ -131,10 +131,7 @@ def plot(results: list[dict[str, float]], path: Path) -> None:
         x_range = _decades(min(sizes), max(sizes))
         draw.rectangle(box, outline="black")
         draw.text((box[0], 15), title + " vs stored embeddings (log-log)", fill="black")
-        for exponent in range(int(x_range[0]), int(x_range[1]) + 1):
-            x = _scale(10**exponent, x_range, box[0], box[2])
-            draw.line((x, box[3], x, box[3] + 5), fill="black")
-            draw.text((x - 12, box[3] + 8), f"1e{exponent}", fill="black")
+        size_ticks(draw, box, x_range)
         for exponent in range(int(y_range[0]), int(y_range[1]) + 1):
             y = _scale(10**exponent, y_range, box[3], box[1])
             draw.line((box[0] - 5, y, box[0], y), fill="black")
@@ -154,6 +151,14 @@ def plot(results: list[dict[str, float]], path: Path) -> None:
             draw.text((box[0] + 10, box[1] + 10 + 15 * row), label, fill=colour)
     draw.text((margin, height - 25), machine()[:150], fill="gray")
     image.save(path)
+
+
+def size_ticks(draw: ImageDraw.ImageDraw, box: tuple, x_range: tuple[float, float]) -> None:
+    """The decades of collection size under a panel's x axis."""
+    for exponent in range(int(x_range[0]), int(x_range[1]) + 1):
+        x = _scale(10**exponent, x_range, box[0], box[2])
+        draw.line((x, box[3], x, box[3] + 5), fill="black")
+        draw.text((x - 12, box[3] + 8), f"1e{exponent}", fill="black")
 
 
 def _decades(low: float, high: float) -> tuple[float, float]:
