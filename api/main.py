@@ -66,8 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.collections = AsyncCollections(client)
         try:
             await app.state.collections.migrate_legacy_index()
+            retagged = await app.state.collections.retag_all()
+            if retagged:
+                log.info("%d collections' keys renamed into their hash tags", retagged)
         except RedisError as exc:  # the API starts without Redis and recovers when it is back
-            log.warning("collections of the old index not moved (Redis: %s); next start", exc)
+            log.warning("collections of an old layout not moved (Redis: %s); next start", exc)
         events.start()
         yield
         await events.stop()

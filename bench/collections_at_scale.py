@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -43,6 +44,7 @@ PART = 32_768  # rows generated (and imported) at a time
 QUERIES = 100
 TOP_K = 10
 EXACT_BELOW = 100_000  # the service's default cross-over (CLIPQ_INDEX_EXACT_BELOW)
+REFINES = (50, 25)  # candidates a hit, measured beside the default (CLIPQ_INDEX_REFINE)
 
 
 def centres() -> np.ndarray:
@@ -62,8 +64,8 @@ def parts(size: int):
         yield start, part(start, min(start + PART, size), where)
 
 
-def held_out_queries() -> np.ndarray:
-    return clustered(np.random.default_rng(99), centres(), QUERIES)
+def held_out_queries(count: int = QUERIES) -> np.ndarray:
+    return clustered(np.random.default_rng(99), centres(), count)
 
 
 class TopK:
@@ -87,9 +89,10 @@ class TopK:
         self.scores = np.take_along_axis(every, order, 1)
         self.rows = np.take_along_axis(numbers, order, 1)
 
-    def recall(self, found: list[list[int]]) -> float:
+    def recall(self, found: list[list[int]], queries: slice = slice(None)) -> float:
+        truth = self.rows[queries]
         return float(
-            np.mean([len(set(f) & set(t)) / TOP_K for f, t in zip(found, self.rows, strict=True)])
+            np.mean([len(set(f) & set(t)) / TOP_K for f, t in zip(found, truth, strict=True)])
         )
 
 
@@ -103,7 +106,10 @@ def library_one(size: int) -> dict[str, float]:
     from clipq.store.vector_files import VectorFiles
 
     torch.set_num_threads(2)
-    queries = held_out_queries()
+    # A set of queries for each setting measured: one set's candidates, once read, would
+    # be cached for the next and flatter it.
+    settings = 1 + len(REFINES)
+    queries = held_out_queries(QUERIES * settings)
     truth = TopK(queries)
     with tempfile.TemporaryDirectory(prefix="clipq-scale-") as tmp:
         files = VectorFiles(Path(tmp))
@@ -128,8 +134,13 @@ def library_one(size: int) -> dict[str, float]:
             def read(a: int, b: int) -> np.ndarray:
                 return files.read("c", "emb", a, b, DIM, "float16").astype(np.float32)
 
+            reading: list[float] = []  # ms each re-scoring spends reading its candidates
+
             def source(rows: np.ndarray) -> np.ndarray:
-                return files.take("c", "emb", rows, DIM, "float16").astype(np.float32)
+                began = time.perf_counter()
+                taken = files.take("c", "emb", rows, DIM, "float16").astype(np.float32)
+                reading.append((time.perf_counter() - began) * 1000)
+                return taken
 
             policy = IndexPolicy(exact_below=EXACT_BELOW)
             began = time.perf_counter()
@@ -147,13 +158,19 @@ def library_one(size: int) -> dict[str, float]:
             saved = Path(tmp) / "index.faiss"
             index.save(saved)
             result["index_disk_mib"] = saved.stat().st_size / 2**20
-        times, found = [], []
-        for number, query in enumerate(np.concatenate([queries[:5], queries])):
-            began = time.perf_counter()
-            hits = search(query)
-            if number >= 5:  # the first few warm caches and thread pools
-                times.append((time.perf_counter() - began) * 1000)
-                found.append(hits)
+        times, found = timed(search, queries[:QUERIES])
+        if size >= EXACT_BELOW:
+            result["read_p95_ms"] = percentile(reading[-QUERIES:], 95)
+            for number, refine in enumerate(REFINES, 1):  # fewer reads, lower recall
+                index.policy = replace(policy, refine=refine)
+                some = slice(QUERIES * number, QUERIES * (number + 1))
+                some_times, some_found = timed(search, queries[some])
+                result[f"refine{refine}"] = {
+                    "p50_ms": median(some_times),
+                    "p95_ms": percentile(some_times, 95),
+                    "recall@10": truth.recall(some_found, some),
+                }
+            index.policy = policy
         if size >= EXACT_BELOW:  # incremental: rows arriving after the index was built
             extra = part(size, size + 10_000, centres()).astype(np.float32)
             began = time.perf_counter()
@@ -162,12 +179,24 @@ def library_one(size: int) -> dict[str, float]:
         result |= {
             "p50_ms": median(times),
             "p95_ms": percentile(times, 95),
-            "recall@10": truth.recall(found),
+            "recall@10": truth.recall(found, slice(0, QUERIES)),
             "index_bytes_per_image": index_bytes / size,
             "worker_rss_bytes_per_image": (rss_mib_self() - rss_before) * 2**20 / size,
             "vector_file_bytes_per_image": DIM * 2,
         }
     return result
+
+
+def timed(search, queries: np.ndarray) -> tuple[list[float], list[list[int]]]:
+    """Milliseconds and hits of each query, after five that warm caches and thread pools."""
+    times, found = [], []
+    for number, query in enumerate(np.concatenate([queries[:5], queries])):
+        began = time.perf_counter()
+        hits = search(query)
+        if number >= 5:
+            times.append((time.perf_counter() - began) * 1000)
+            found.append(hits)
+    return times, found
 
 
 def rss_mib_self() -> float:
@@ -183,6 +212,7 @@ def service_one(size: int, shards: int = 1) -> dict[str, float]:
     """Import ``size`` embeddings through the API, then time find-similar by image id; with
     ``shards``, searched by that many shard workers besides the general one (importing)."""
     from bench.common import service, vit_b32_clip
+    from clipq.store.collections import image_key
     from tests.e2e.test_imports import npy
 
     with tempfile.TemporaryDirectory(prefix="clipq-scale-service-") as tmp:
@@ -253,7 +283,7 @@ def service_one(size: int, shards: int = 1) -> dict[str, float]:
             for hits in found:
                 for image_id in hits:
                     if image_id not in row_of_id:
-                        key = f"clipq:coll:{collection}:img:{image_id}"
+                        key = image_key(collection, image_id)
                         row = int(running.redis.hget(key, "row"))
                         first = max(f for f in generated_of if f <= row)
                         row_of_id[image_id] = generated_of[first] + row - first
@@ -351,6 +381,14 @@ def main(
     print("\n== collections at scale: the index (512-d, top 10, one query at a time) ==")
     header = ["images", "mode", "train s", "add s", "extend µs/row", "p50 ms", "p95 ms"]
     print(table(rows, [*header, "recall@10", "index B/image", "index file MiB"]))
+    rows = [
+        [f"{int(r['size']):,}", refine, m["p50_ms"], m["p95_ms"], m["recall@10"]]
+        for r in library
+        if r["mode"]
+        for refine, m in [("100 (default)", r), *((n, r[f"refine{n}"]) for n in REFINES)]
+    ]
+    print("\n== candidates re-scored a hit (refine), the same index ==")
+    print(table(rows, ["images", "refine", "p50 ms", "p95 ms", "recall@10"]))
     service_results = [r for r in (run_one("service", size) for size in service_sizes) if r]
     sharded = [r for r in (run_one("shards", size) for size in shard_sizes) if r]
     if service_results:

@@ -181,6 +181,13 @@ class Settings(BaseSettings):
         description="An approximate search re-scores this many PQ candidates per hit from "
         "the fp16 vectors.",
     )
+    index_after_import_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds without a new import part after which a worker (each shard's, "
+        "sharded) brings the collection's index up to date, so that imports are not slowed by "
+        "it and the first search does not build it; 0: the next search does.",
+    )
     search_min_score: float | None = Field(
         None,
         ge=-1,

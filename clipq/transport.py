@@ -16,6 +16,7 @@ TASK_NAMES: dict[JobKind, str] = {
     JobKind.bulk_import: "clipq.import",
 }
 SEARCH_SHARD_TASK = "clipq.search_shard"  # one shard's part of a search (worker.search)
+INDEX_TASK = "clipq.index"  # a worker's index of a collection, brought up to date after imports
 
 
 def shard_queue(number: int) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from clipcore.classify import classify_uploads
@@ -27,8 +29,17 @@ from clipq.contracts.jobs import (
     ScenesPayload,
     ScenesResult,
 )
+from clipq.errors import NotFound
 from clipq.settings import get_settings
-from clipq.transport import SEARCH_SHARD_TASK, TASK_NAMES, WEBHOOK_QUEUE, WEBHOOK_TASK
+from clipq.transport import (
+    INDEX_TASK,
+    INFERENCE_QUEUE,
+    SEARCH_SHARD_TASK,
+    TASK_NAMES,
+    WEBHOOK_QUEUE,
+    WEBHOOK_TASK,
+    shard_queue,
+)
 from worker import collections, cross_batching, imports, runtime
 from worker import search as searches
 from worker.celery_app import app
@@ -143,15 +154,42 @@ def bulk_import(job_id: str) -> str | None:
             runtime.clip().embedding_dim,
             job.progress,
             get_settings(),
-            # Sharded, the shards' workers hold the collection, not the importer.
-            runtime.indexes() if get_settings().shards == 1 else None,
         )
         # The part is in the collection (or was already): its bytes are of no more use.
         refs = [payload.embeddings, *([payload.metadata] if payload.metadata else [])]
         runtime.store().drop_blobs([ref.sha256 for ref in refs])
+        quiet = get_settings().index_after_import_s
+        if (
+            quiet
+            and result.imported
+            and runtime.collections().mark_imported(payload.collection_id, time.time())
+        ):
+            index.apply_async((payload.collection_id,), countdown=quiet, queue=INFERENCE_QUEUE)
         return result
 
     return _run_job(job_id, ImportPayload.model_validate_json, work)
+
+
+# Not a job: an index that is not built here now is built by the next search. Acknowledged
+# when it starts, since a 10 M-image build can outlast the broker's visibility timeout.
+@app.task(name=INDEX_TASK, acks_late=False, soft_time_limit=3600, time_limit=3660)
+def index(collection_id: str, shard: int | None = None) -> None:
+    """Once imports into a collection have been quiet for CLIPQ_INDEX_AFTER_IMPORT_S, bring
+    this worker's index of it up to date (sharded: each shard's worker its own)."""
+    settings = get_settings()
+    if shard is None:
+        wait = runtime.collections().index_due_in(
+            collection_id, settings.index_after_import_s, time.time()
+        )
+        if wait:
+            index.apply_async((collection_id,), countdown=wait, queue=INFERENCE_QUEUE)
+            return
+        if settings.shards > 1:
+            for number in range(settings.shards):
+                index.apply_async((collection_id, number), queue=shard_queue(number))
+            return
+    with suppress(NotFound):  # deleted since
+        runtime.indexes().get(collection_id)
 
 
 @app.task(name=TASK_NAMES[JobKind.search])

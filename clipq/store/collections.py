@@ -1,9 +1,8 @@
 """Image collections in Redis: the key layout, and what the API does with them (asyncio).
 
-Layout (``{c}`` is ``clipq:coll:{id}``, ``{t}`` is ``clipq:tenant:{owner}``)::
+Layout (``{c}`` is ``clipq:coll:{<id>}``, ``{t}`` is ``clipq:tenant:<owner>``)::
 
     {t}:collections           sorted set of the tenant's collection ids by creation time
-    {t}                       hash: images (stored across the tenant's collections)
     {c}                       hash: id, name, model, owner, created_at, crop_background,
                               image_count, crop_count, dim, version
     {c}:img:{image_id}        hash: filename, sha256, labels, metadata, width, height, regions,
@@ -17,6 +16,13 @@ Layout (``{c}`` is ``clipq:coll:{id}``, ``{t}`` is ``clipq:tenant:{owner}``)::
     {c}:owner:{segment}       int32 image row of each crop row
                               (the three above live in files instead when the record says
                               ``vectors: files``: :mod:`clipq.store.vector_files`)
+    {c}:index_due             when an import part last landed (``clipq.index`` task)
+
+Every key of a collection carries its id as a hash tag (``{<id>}``), so on a Redis Cluster a
+collection's keys share one slot and every script and transaction here touches one slot: a
+collection lives whole on one node, and collections spread over the nodes. Nothing touches a
+tenant's key and a collection's together: the tenant's stored images are the sum of its
+collections' counts, taken under the tenant's lock with the commit they admit.
 
 Every key of a collection can be named from its record and its rows, so listing and
 deleting never scan the keyspace. :class:`AsyncCollections` is the API's half;
@@ -33,7 +39,8 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +59,7 @@ LEGACY_INDEX_KEY = "clipq:collections"  # one index of every tenant's collection
 SEGMENT_ROWS = 4096
 LOCK_TIMEOUT_SECONDS = 120
 DELETE_CHUNK = 500
+INDEX_DUE_TTL_SECONDS = 86_400  # a mark no task took (its worker died) goes by itself
 EMBEDDING_DTYPE = "float16"
 OWNER_DTYPE = "int32"
 
@@ -60,19 +68,28 @@ if TYPE_CHECKING:
 
 
 def collection_key(collection_id: str) -> str:
+    return f"{PREFIX}:{{{collection_id}}}"  # the hash tag: a collection's keys share a slot
+
+
+def untagged_key(collection_id: str) -> str:
+    """The collection's record key before hash tags (:meth:`AsyncCollections.retag_all`)."""
     return f"{PREFIX}:{collection_id}"
 
 
 def image_key(collection_id: str, image_id: str) -> str:
-    return f"{PREFIX}:{collection_id}:img:{image_id}"
+    return f"{collection_key(collection_id)}:img:{image_id}"
 
 
 def segment_key(collection_id: str, kind: str, segment: int) -> str:
-    return f"{PREFIX}:{collection_id}:{kind}:{segment}"
+    return f"{collection_key(collection_id)}:{kind}:{segment}"
 
 
 def lock_name(collection_id: str) -> str:
     return f"clipq:lock:coll:{collection_id}"  # outside the collection's own keys
+
+
+def tenant_lock_name(owner: str) -> str:
+    return f"clipq:lock:tenant:{owner or '-'}"
 
 
 def tenant_key(owner: str) -> str:
@@ -122,18 +139,30 @@ def image_from_record(collection_id: str, record: Mapping[Any, Any]) -> Collecti
     )
 
 
-# KEYS: the tenant's index, the collection. ARGV: limit, id, created epoch, then field/value
-# pairs of the record. 1 created, 0 the tenant already has ``limit`` collections.
-CREATE_SCRIPT = """
+# KEYS: the tenant's index. ARGV: limit, id, created epoch. 1 added, 0 the tenant already
+# has ``limit`` collections.
+ADMIT_SCRIPT = """
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 return 1
 """
 
+# KEYS: (old name, new name) pairs; each old key that exists is renamed.
+RENAME_SCRIPT = """
+local moved = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RENAME', KEYS[i], KEYS[i + 1])
+    moved = moved + 1
+  end
+end
+return moved
+"""
+LAYOUT_KEY = "clipq:layout"  # "tagged" once every collection's keys carry their hash tag
 
-# KEYS: the collection, its parts, rows and labels, the tenant. ARGV: part, the tenant's
-# limit, the image key prefix, n, the 'vectors' field to set ('' for none), the n ids
+
+# KEYS: the collection, its parts, rows and labels. ARGV: part, the images the tenant may
+# still add, the image key prefix, n, the 'vectors' field to set ('' for none), the n ids
 # (24 characters each, concatenated), then the n filenames, metadata JSONs and labels JSONs
 # ('' for none), each joined by NUL, then (key, bytes) segment appends. Returns {count
 # after, 1} if the part was imported before; {-1} if the collection is gone; {-2, room}
@@ -153,8 +182,7 @@ if redis.call('EXISTS', c) == 0 then return {-1, 0} end
 local count = tonumber(redis.call('HGET', c, 'image_count') or '0')
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {count, 1} end
 local n = tonumber(ARGV[4])
-local held = tonumber(redis.call('HGET', KEYS[5], 'images') or '0')
-if held + n > tonumber(ARGV[2]) then return {-2, tonumber(ARGV[2]) - held} end
+if n > tonumber(ARGV[2]) then return {-2, tonumber(ARGV[2])} end
 local names, metadata, labels = fields(ARGV[7], n), fields(ARGV[8], n), fields(ARGV[9], n)
 local ids = {}
 for i = 1, n do
@@ -179,7 +207,6 @@ redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({rows = n, first_row = count})
 if ARGV[5] ~= '' then redis.call('HSET', c, 'vectors', ARGV[5]) end
 redis.call('HINCRBY', c, 'image_count', n)
 redis.call('HINCRBY', c, 'version', 1)
-redis.call('HINCRBY', KEYS[5], 'images', n)
 return {count + n, 0}
 """
 
@@ -189,7 +216,8 @@ class AsyncCollections:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
-        self._create = client.register_script(CREATE_SCRIPT)
+        self._admit = client.register_script(ADMIT_SCRIPT)
+        self._rename = client.register_script(RENAME_SCRIPT)
 
     async def create(
         self, name: str, model: str, crop_background: CropBackground, owner: str, limit: int
@@ -208,11 +236,13 @@ class AsyncCollections:
             "crop_count": 0,
             "version": 0,
         }
+        # The record first: a tenant's index never names a collection without one. Refused,
+        # it goes again; nobody else knows the new id yet.
         pairs = [str(item) for field in record.items() for item in field]
-        keys = [tenant_collections_key(owner), collection_key(collection_id)]
-        if not await self._create(
-            keys=keys, args=[limit, collection_id, created.timestamp(), *pairs]
-        ):
+        await self.redis.hset(collection_key(collection_id), items=pairs)
+        keys = [tenant_collections_key(owner)]
+        if not await self._admit(keys=keys, args=[limit, collection_id, created.timestamp()]):
+            await self.redis.unlink(collection_key(collection_id))
             return None
         return collection_from_record({k.encode(): str(v).encode() for k, v in record.items()})
 
@@ -224,7 +254,12 @@ class AsyncCollections:
         return collection_from_record(record)
 
     async def stored_images(self, owner: str) -> int:
-        return int(await self.redis.hget(tenant_key(owner), "images") or 0)
+        """The images ``owner`` stores, across its collections."""
+        ids = await self.redis.zrange(tenant_collections_key(owner), 0, -1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for collection_id in ids:
+                pipe.hget(collection_key(as_text(collection_id)), "image_count")
+            return sum(int(count or 0) for count in await pipe.execute())
 
     async def owned_by(self, owner: str) -> list[Collection]:
         ids = [as_text(i) for i in await self.redis.zrange(tenant_collections_key(owner), 0, -1)]
@@ -272,8 +307,8 @@ class AsyncCollections:
     async def delete(self, collection_id: str) -> bool:
         """Remove the collection and all its data; waits for a running append to finish.
 
-        The collection is gone for clients as soon as its index entry and record are; its
-        data follows, in chunks, then the tenant's image count.
+        The collection is gone for clients (and from its tenant's stored images) as soon as
+        its index entry and record are; its data follows, in chunks.
         """
         key = collection_key(collection_id)
         lock = self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS)
@@ -283,45 +318,63 @@ class AsyncCollections:
             )
             if images is None:
                 return False
-            tenant = as_text(owner)
-            await self.redis.zrem(tenant_collections_key(tenant), collection_id)
+            await self.redis.zrem(tenant_collections_key(as_text(owner)), collection_id)
             await self.redis.unlink(key)
-            async for chunk in self._data_keys(collection_id, int(images), int(crops or 0)):
+            async for chunk in self._data_keys(key, int(images), int(crops or 0)):
                 await self.redis.unlink(*chunk)
-            await self.redis.hincrby(tenant_key(tenant), "images", -int(images))
         return True
 
-    async def _data_keys(
-        self, collection_id: str, images: int, crops: int
-    ) -> AsyncIterator[list[str]]:
-        """Every key of the collection but its record, in chunks, named without a scan.
-
-        The rows list names the image keys, so it goes last.
+    async def _data_keys(self, key: str, images: int, crops: int) -> AsyncIterator[list[str]]:
+        """Every key of the collection whose record is ``key`` but the record, in chunks,
+        named without a scan. The rows list names the image keys, so it goes last.
         """
-        key = collection_key(collection_id)
         for start in range(0, images, DELETE_CHUNK):
             ids = await self.redis.lrange(f"{key}:rows", start, start + DELETE_CHUNK - 1)
             if ids:
-                yield [image_key(collection_id, as_text(i)) for i in ids]
+                yield [f"{key}:img:{as_text(i)}" for i in ids]
         for kind, rows in (("emb", images), ("crop", crops), ("owner", crops)):
-            segments = [segment_key(collection_id, kind, s) for s in range(_segments(rows))]
+            segments = [f"{key}:{kind}:{s}" for s in range(_segments(rows))]
             for start in range(0, len(segments), DELETE_CHUNK):
                 yield segments[start : start + DELETE_CHUNK]
-        yield [f"{key}:rows", f"{key}:sha", f"{key}:labels", f"{key}:parts"]
+        yield [f"{key}:{name}" for name in ("rows", "sha", "labels", "parts", "index_due")]
 
     async def migrate_legacy_index(self) -> int:
         """Move collections of the single pre-0.2 index into their tenants' indexes."""
         ids = [as_text(i) for i in await self.redis.zrange(LEGACY_INDEX_KEY, 0, -1)]
         for collection_id in ids:
-            owner, created, images = await self.redis.hmget(
-                collection_key(collection_id), ["owner", "created_at", "image_count"]
+            owner, created = await self.redis.hmget(  # named before hash tags, too
+                untagged_key(collection_id), ["owner", "created_at"]
             )
             if created is not None:
                 tenant, when = as_text(owner), datetime.fromisoformat(as_text(created)).timestamp()
                 await self.redis.zadd(tenant_collections_key(tenant), {collection_id: when})
-                await self.redis.hincrby(tenant_key(tenant), "images", int(images or 0))
             await self.redis.zrem(LEGACY_INDEX_KEY, collection_id)
         return len(ids)
+
+    async def retag_all(self) -> int:
+        """Give the keys of every collection stored before hash tags their tagged names, once
+        (then ``clipq:layout`` says so); the collections retagged. A retag that stopped part
+        way is finished by the next: each key is renamed only if it is still there, and the
+        record, which names the rest, goes last."""
+        if await self.redis.get(LAYOUT_KEY) == b"tagged":
+            return 0
+        moved = 0
+        async for tenant in self.redis.scan_iter(match=f"{TENANT_PREFIX}*:collections", count=1000):
+            for collection_id in await self.redis.zrange(tenant, 0, -1):
+                moved += await self._retag(as_text(collection_id))
+        await self.redis.set(LAYOUT_KEY, "tagged")
+        return moved
+
+    async def _retag(self, collection_id: str) -> int:
+        old, new = untagged_key(collection_id), collection_key(collection_id)
+        async with self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS):
+            images, crops = await self.redis.hmget(old, ["image_count", "crop_count"])
+            if images is None:
+                return 0
+            async for chunk in self._data_keys(old, int(images), int(crops or 0)):
+                await self._rename(keys=[n for k in chunk for n in (k, new + k[len(old) :])])
+            await self._rename(keys=[old, new])
+        return 1
 
 
 def _segments(rows: int) -> int:
@@ -366,8 +419,14 @@ class Collections:
         return as_text(self.redis.hget(collection_key(collection_id), "owner"))
 
     def room(self, owner: str, limit: int) -> int:
-        """How many more images ``owner`` may store under a quota of ``limit``."""
-        return max(0, limit - int(self.redis.hget(tenant_key(owner), "images") or 0))
+        """How many more images ``owner`` may store under a quota of ``limit`` (exact under
+        the owner's lock, :meth:`append`)."""
+        ids = self.redis.zrange(tenant_collections_key(owner), 0, -1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for collection_id in ids:
+                pipe.hget(collection_key(as_text(collection_id)), "image_count")
+            stored = sum(int(count or 0) for count in pipe.execute())
+        return max(0, limit - stored)
 
     def counts(self, collection_id: str) -> tuple[int, int, int, int] | None:
         """(version, images, crops, dim) or None if the collection is gone."""
@@ -407,43 +466,16 @@ class Collections:
         thumbnail; ``crop_embeddings`` holds the crops of all images in order.
         """
         np = numpy()
-        tenant = tenant_key(self.owner(collection_id))
-        with self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS):
-            while True:
-                try:
-                    return self._append_once(
-                        collection_id,
-                        tenant,
-                        records,
-                        embeddings,
-                        crop_embeddings,
-                        np.cumsum([0, *crops_per_image]),
-                        max_tenant_images,
-                    )
-                except redis.WatchError:
-                    continue  # another collection of the tenant grew meanwhile: count again
-
-    def _append_once(
-        self,
-        collection_id: str,
-        tenant: str,
-        records: Sequence[dict[str, Any]],
-        embeddings: np.ndarray,
-        crop_embeddings: np.ndarray,
-        crop_start: np.ndarray,
-        max_tenant_images: int,
-    ) -> dict[str, str]:
-        np = numpy()
+        crop_start = np.cumsum([0, *crops_per_image])
         key = collection_key(collection_id)
-        with self.redis.pipeline(transaction=True) as pipe:
-            # The tenant's count is watched: its quota holds across concurrent ingests into
-            # its other collections (this collection's own lock covers the rest).
-            pipe.watch(tenant)
+        # The collection's lock keeps its rows in order; the tenant's keeps its quota across
+        # concurrent appends to its other collections (room is counted under it).
+        with self._locked(collection_id), self.redis.pipeline(transaction=True) as pipe:
             counts = self.counts(collection_id)
             if counts is None:
                 raise LookupError(f"collection {collection_id} is gone")
             _, image_count, crop_count, _ = counts
-            room = max_tenant_images - int(pipe.hget(tenant, "images") or 0)
+            room = self.room(self.owner(collection_id), max_tenant_images)
             known = self.known_images(collection_id, [r["sha256"] for r in records])
             stored = {r["sha256"]: k for r, k in zip(records, known, strict=True) if k}
             new_rows: list[Any] = []
@@ -477,7 +509,6 @@ class Collections:
             if new_rows:
                 pipe.hset(key, "dim", embeddings.shape[1])
             pipe.hincrby(key, "image_count", len(new_rows))
-            pipe.hincrby(tenant, "images", len(new_rows))
             pipe.hincrby(key, "crop_count", len(new_crops))
             pipe.hincrby(key, "version", 1)
             pipe.execute()
@@ -499,16 +530,16 @@ class Collections:
         not fit the tenant's quota; :class:`LookupError` if the collection is gone.
         """
         key = collection_key(collection_id)
-        tenant = tenant_key(self.owner(collection_id))
-        with self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS):
+        with self._locked(collection_id):
             counts = self.counts(collection_id)
             if counts is None:
                 raise LookupError(f"collection {collection_id} is gone")
             image_count = counts[1]
+            room = self.room(self.owner(collection_id), max_tenant_images)
             files, chosen = self._place_vectors(collection_id, image_count + counts[2])
             writes = self._write_rows(files, collection_id, "emb", image_count, embeddings)
             assert all(len(r["id"]) == 24 for r in records)
-            arguments: list[Any] = [part, max_tenant_images, image_key(collection_id, "")]
+            arguments: list[Any] = [part, room, image_key(collection_id, "")]
             arguments += [len(records), "files" if chosen else ""]
             arguments += [
                 "".join(r["id"] for r in records),
@@ -519,7 +550,7 @@ class Collections:
             arguments += [item for write in writes for item in write]
             if not counts[3]:  # before the rows: a reader never sees rows without a width
                 self.redis.hset(key, "dim", embeddings.shape[1])
-            keys = [key, f"{key}:parts", f"{key}:rows", f"{key}:labels", tenant]
+            keys = [key, f"{key}:parts", f"{key}:rows", f"{key}:labels"]
             after, flag = self._import(keys=keys, args=arguments)
             if after == -1:
                 raise LookupError(f"collection {collection_id} is gone")
@@ -529,6 +560,33 @@ class Collections:
                     f"store {flag} more (CLIPQ_MAX_IMAGES_PER_TENANT)"
                 )
             return int(after), bool(flag)
+
+    @contextmanager
+    def _locked(self, collection_id: str) -> Iterator[None]:
+        """The collection's lock, then its owner's (always in this order)."""
+        owner = self.owner(collection_id)
+        with (
+            self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS),
+            self.redis.lock(tenant_lock_name(owner), timeout=LOCK_TIMEOUT_SECONDS),
+        ):
+            yield
+
+    def mark_imported(self, collection_id: str, now: float) -> bool:
+        """Note that a part landed at ``now``; True if no indexing was due yet (the caller
+        schedules one, :meth:`index_due_in`)."""
+        key = f"{collection_key(collection_id)}:index_due"
+        return self.redis.set(key, now, ex=INDEX_DUE_TTL_SECONDS, get=True) is None
+
+    def index_due_in(self, collection_id: str, quiet: float, now: float) -> float:
+        """Seconds until no part will have landed for ``quiet`` seconds; 0: index now (the
+        mark is taken, and a part landing from here on marks and schedules anew). A part that
+        landed before the mark went is committed, so the indexing that follows includes it."""
+        key = f"{collection_key(collection_id)}:index_due"
+        landed = self.redis.get(key)
+        if landed is not None and now - float(landed) < quiet:
+            return quiet - (now - float(landed))
+        self.redis.delete(key)
+        return 0.0
 
     @staticmethod
     def _add_record(pipe: Any, collection_id: str, record: dict[str, Any], row: int) -> None:

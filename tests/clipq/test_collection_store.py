@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import numpy as np
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from clipq.errors import QuotaExceeded, ServiceUnavailable
-from clipq.store.collections import Collections, collection_key, tenant_key
+from clipq.store.collections import (
+    LAYOUT_KEY,
+    AsyncCollections,
+    Collections,
+    collection_key,
+    tenant_collections_key,
+    untagged_key,
+)
 from clipq.store.vector_files import VectorFiles
 
 
@@ -30,6 +39,7 @@ def collection(store: Collections, owner: str) -> str:
             "version": 0,
         },
     )
+    store.redis.zadd(tenant_collections_key(owner), {collection_id: 0})
     return collection_id
 
 
@@ -55,7 +65,7 @@ def test_the_tenant_quota_holds_across_its_collections(store: Collections) -> No
     # One place left for this tenant, whichever collection the next images go to.
     assert set(append(store, second, ["c" * 64, "d" * 64], quota=3)) == {"c" * 64}
     assert append(store, second, ["e" * 64], quota=3) == {}
-    assert int(store.redis.hget(tenant_key(owner), "images")) == 3
+    assert store.room(owner, 3) == 0 and store.room(owner, 10) == 7
     # Bytes already stored are no new image: they need no room.
     assert append(store, first, ["a" * 64], quota=3) == {"a" * 64: "a" * 24}
     assert store.counts(second)[1] == 1
@@ -121,3 +131,47 @@ def test_a_bulk_part_is_imported_once_and_whole(store: Collections) -> None:
         store.import_rows(collection_id, "img_emb_1", part * 5, np.ones((10, 8)), 10)
     assert store.counts(collection_id)[1] == 2
     assert not store.redis.exists(f"{collection_key(collection_id)}:sha")  # none to dedupe by
+
+
+def test_an_import_is_due_for_indexing_once_parts_stop_landing(store: Collections) -> None:
+    collection_id = uuid.uuid4().hex
+    assert store.mark_imported(collection_id, now=100.0)  # the first part: schedule
+    assert not store.mark_imported(collection_id, now=101.0)  # one is scheduled already
+    assert store.index_due_in(collection_id, quiet=5, now=104.0) == pytest.approx(2.0)
+    assert store.index_due_in(collection_id, quiet=5, now=106.0) == 0  # quiet: index now
+    assert store.mark_imported(collection_id, now=107.0)  # a later part schedules anew
+    store.redis.delete(f"{collection_key(collection_id)}:index_due")
+    assert store.index_due_in(collection_id, quiet=5, now=108.0) == 0  # mark gone: index
+
+
+def test_a_collection_stored_before_hash_tags_is_renamed_into_them(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    collection_id, owner = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    old, new = untagged_key(collection_id), collection_key(collection_id)
+    client.delete(LAYOUT_KEY)
+    client.hset(old, mapping={"id": collection_id, "owner": owner, "image_count": 2,
+                              "crop_count": 1, "version": 3})  # fmt: skip
+    client.rpush(f"{old}:rows", "i1", "i2")
+    for image_id in ("i1", "i2"):
+        client.hset(f"{old}:img:{image_id}", mapping={"id": image_id, "filename": image_id})
+    client.append(f"{old}:emb:0", b"\1" * 32)
+    client.append(f"{old}:crop:0", b"\2" * 16)
+    client.append(f"{old}:owner:0", b"\0" * 4)
+    client.hset(f"{old}:labels", "cat", 2)
+    client.zadd(tenant_collections_key(owner), {collection_id: 0})
+
+    async def retag() -> int:
+        api = AsyncCollections(aioredis.Redis.from_url(redis_url))
+        try:
+            return await api.retag_all()
+        finally:
+            await api.redis.aclose()
+
+    assert asyncio.run(retag()) == 1
+    assert not client.keys(f"{old}*")  # "{" is no pattern character: only untagged names
+    assert client.lrange(f"{new}:rows", 0, -1) == [b"i1", b"i2"]
+    assert client.hget(f"{new}:img:i2", "filename") == b"i2"
+    assert client.get(f"{new}:emb:0") == b"\1" * 32 and client.get(f"{new}:owner:0")
+    assert Collections(client).counts(collection_id) == (3, 2, 1, 0)
+    assert Collections(client).room(owner, 10) == 8
+    assert asyncio.run(retag()) == 0  # once: clipq:layout says it is done

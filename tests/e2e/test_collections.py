@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from clipq.store.collections import collection_key
 from tests.e2e.conftest import Service
 from tests.support import distinct_pngs, png_bytes, truncated_png
 
@@ -223,7 +224,7 @@ def test_list_get_delete(service: Service) -> None:
     assert collection["id"] in [c["id"] for c in service.http.get("/v1/collections").json()]
     assert service.http.delete(f"/v1/collections/{collection['id']}").status_code == 204
     assert service.http.get(f"/v1/collections/{collection['id']}").status_code == 404
-    assert not list(service.redis.scan_iter(match=f"clipq:coll:{collection['id']}*"))
+    assert not list(service.redis.scan_iter(match=f"{collection_key(collection['id'])}*"))
 
 
 BAD = {
@@ -309,4 +310,4 @@ def test_deleting_a_collection_while_searching_is_clean(service: Service) -> Non
         assert final["status"] in ("succeeded", "failed")
         if final["status"] == "failed":
             assert final["error"]["status"] == 404
-    assert not list(service.redis.scan_iter(match=f"clipq:coll:{collection['id']}*"))
+    assert not list(service.redis.scan_iter(match=f"{collection_key(collection['id'])}*"))

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from clipq.store.collections import collection_key
 from tests.e2e.conftest import Service, env_on, private_redis, running_service
 from tests.support import distinct_pngs
 
@@ -157,7 +158,7 @@ def test_labels_stored_before_they_were_checked_do_not_break_evaluation(shared: 
     made = collection(shared, A, "legacy")
     path = f"/v1/collections/{made['id']}/images"
     finished(shared, shared.http.post(path, files=[*images(1, 30)], headers=A), A)
-    shared.redis.hset(f"clipq:coll:{made['id']}:labels", "z" * 300, 1)  # as an old ingest did
+    shared.redis.hset(f"{collection_key(made['id'])}:labels", "z" * 300, 1)  # as an old ingest did
     evaluate = shared.http.post(f"/v1/collections/{made['id']}/evaluate", json={}, headers=A)
     assert "longer than 200" in problem(evaluate, 422, "queries")["detail"]
     shared.http.delete(f"/v1/collections/{made['id']}", headers=A)
@@ -207,4 +208,4 @@ def test_hot_paths_never_scan_the_keyspace(shared: Service) -> None:
     assert shared.http.delete(f"/v1/collections/{made['id']}", headers=A).status_code == 204
     commands = shared.redis.info("commandstats")
     assert not {"cmdstat_scan", "cmdstat_keys"} & set(commands), sorted(commands)
-    assert not shared.redis.keys(f"clipq:coll:{made['id']}*")  # and the delete left nothing
+    assert not shared.redis.keys(f"{collection_key(made['id'])}*")  # and the delete left nothing
