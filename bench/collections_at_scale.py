@@ -8,11 +8,12 @@ held-out queries by scanning them, then builds what a worker builds: below the c
 an exact fp32 matrix, past it the approximate index (:mod:`clipcore.vector_index`: trained
 on a sample, codes only, re-scoring from the memory-mapped files), timing training, adding
 and extending, and single-query latency (p50 / p95, 2 threads) with recall@10 against the
-exact answer. ``service``: the same embeddings imported through the API
-(``POST /v1/collections/{id}/embeddings``, parts of 32,768 float16 rows, a real worker with
-CLIPQ_VECTOR_DIR), at the import rate the client sees; then find-similar searches by image
-id, HTTP request to result, with their recall@10; and memory per image in Redis
-(``used_memory``) and in the worker (its pool process's RSS).
+exact answer. ``service``: the same embeddings written as clip-retrieval's ``img_emb``
+files and imported by ``clipq import`` through the API (``POST …/embeddings``, a real
+worker with CLIPQ_VECTOR_DIR), at the rate the client sees; the time until the worker has
+indexed them (the ``clipq.index`` task, once the import is quiet); then find-similar
+searches by image id, HTTP request to result, with their recall@10; and memory per image
+in Redis (``used_memory``) and in the worker (its pool process's RSS).
 
 The embeddings are synthetic but shaped like a collection's (:func:`bench.ann_index.clustered`:
 unit vectors around 2,000 centres), generated part by part from fixed seeds, so any part
@@ -23,15 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from bisect import bisect_right
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -40,7 +41,8 @@ from bench.common import OUT, ROOT, machine, median, percentile, rss_mib, table
 from bench.retrieval_scaling import _decades, _scale, size_ticks
 
 DIM = 512
-PART = 32_768  # rows generated (and imported) at a time
+PART = 32_768  # rows generated at a time
+FILE_ROWS = 1 << 20  # rows per img_emb file (a multiple of PART)
 QUERIES = 100
 TOP_K = 10
 EXACT_BELOW = 100_000  # the service's default cross-over (CLIPQ_INDEX_EXACT_BELOW)
@@ -209,62 +211,54 @@ def rss_mib_self() -> float:
 
 
 def service_one(size: int, shards: int = 1) -> dict[str, float]:
-    """Import ``size`` embeddings through the API, then time find-similar by image id; with
-    ``shards``, searched by that many shard workers besides the general one (importing)."""
+    """Write ``size`` embeddings as clip-retrieval writes them, import them with ``clipq
+    import`` (the real client: parts of 48 MB, two in the service at once), wait for
+    the index the worker builds once the import is quiet, then time find-similar by image id;
+    with ``shards``, searched by that many shard workers besides the general one."""
     from bench.common import service, vit_b32_clip
     from clipq.store.collections import image_key
-    from tests.e2e.test_imports import npy
 
+    picks = np.random.default_rng(5).choice(size, QUERIES, replace=False)
+    where = centres()
+    queries = np.concatenate(
+        [part(r - r % PART, r - r % PART + PART, where)[r % PART][None] for r in picks]
+    ).astype(np.float32)
+    truth = TopK(queries, exclude=picks)
     with tempfile.TemporaryDirectory(prefix="clipq-scale-service-") as tmp:
+        written = write_clip_retrieval_output(Path(tmp) / "out", size, truth)
         overrides = {
             "CLIPQ_SHARDS": str(shards),
             "CLIPQ_DETECTOR_MODEL": "embedded",  # imports detect nothing; no download
             "CLIPQ_VECTOR_DIR": f"{tmp}/vectors",
             "CLIPQ_INDEX_DIR": f"{tmp}/indexes",
             "CLIPQ_MAX_IMAGES_PER_TENANT": str(size + 1),
-            "CLIPQ_TASK_SOFT_TIME_LIMIT": "1800",
-            "CLIPQ_TASK_TIME_LIMIT": "1900",
         }
         with service(vit_b32_clip(), **overrides) as running, _Shards(shards, running) as _:
             http = running.http
             collection = http.post("/v1/collections", json={"name": "scale"}).json()["id"]
             redis_before = running.redis.info("memory")["used_memory"]
-            url = f"/v1/collections/{collection}/embeddings"
-
-            def send(item: tuple[int, np.ndarray]) -> None:
-                start, rows = item
-                files = [("embeddings", (f"p{start}.npy", npy(rows), "application/x-npy"))]
-                with httpx.Client(base_url=running.base_url, timeout=600) as client:
-                    job = client.post(url, files=files, data={"part": f"p{start}"}).json()
-                    while job["status"] not in ("succeeded", "failed"):
-                        job = client.get(f"/v1/jobs/{job['id']}", params={"wait": 30}).json()
-                if job["status"] != "succeeded":
-                    raise RuntimeError(job["error"])
-
             rss_before = {pid: rss_mib(pid) for pid in pool_pids(running)}
+            command = [str(Path(sys.executable).parent / "clipq"), "import", "-q", "-c", "scale"]
             began = time.perf_counter()
-            with ThreadPoolExecutor(2) as pool:  # one part uploading while one is imported
-                list(pool.map(send, parts(size)))
+            subprocess.run(
+                [*command, "--server", running.base_url, str(Path(tmp) / "out")], check=True
+            )
             import_s = time.perf_counter() - began
             redis_after = running.redis.info("memory")["used_memory"]
-            # Parts land in the order the worker takes them: generated row <-> collection row.
-            placed = {int(p["part"][1:]): p["first_row"] for p in http.get(url).json()["parts"]}
-            generated_of = {first: start for start, first in placed.items()}
-            picks = np.random.default_rng(5).choice(size, QUERIES, replace=False)
+            index_s = wait_indexed(Path(running.logs), collection, shards, size) - began
+            index_s -= import_s
+            # generated row <-> collection row, through the parts' names and first rows
+            url = f"/v1/collections/{collection}/embeddings"
+            placed = PartMap(http.get(url).json()["parts"])
             ids = [
                 http.get(
                     f"/v1/collections/{collection}/images",
-                    params={"offset": placed[r - r % PART] + r % PART, "limit": 1},
+                    params={"offset": placed.row(int(g)), "limit": 1},
                 ).json()["images"][0]["id"]
-                for r in picks
+                for g in picks
             ]
-            row_of_id: dict[str, int] = {}
             times, found = [], []
-            warm = http.post(
-                f"/v1/collections/{collection}/images/{ids[0]}/similar", json={"top_k": TOP_K}
-            )
-            running.wait_for(warm.json()["id"], timeout=1800)  # a shard builds on first use
-            for number, image_id in enumerate(ids):
+            for number, image_id in enumerate(ids[:3] + ids):  # three warm the caches
                 began = time.perf_counter()
                 response = http.post(
                     f"/v1/collections/{collection}/images/{image_id}/similar",
@@ -276,29 +270,25 @@ def service_one(size: int, shards: int = 1) -> dict[str, float]:
                     raise RuntimeError(job["error"])
                 if number >= 3:
                     times.append(elapsed)
-                hits = [hit["image_id"] for hit in job["result"]["hits"]]
-                found.append(hits)
+                    found.append([hit["image_id"] for hit in job["result"]["hits"]])
             worker_rss = {pid: rss_mib(pid) - before for pid, before in rss_before.items()}
-            # the generated rows of the hits, to compare with the exact answer
-            for hits in found:
-                for image_id in hits:
-                    if image_id not in row_of_id:
-                        key = image_key(collection, image_id)
-                        row = int(running.redis.hget(key, "row"))
-                        first = max(f for f in generated_of if f <= row)
-                        row_of_id[image_id] = generated_of[first] + row - first
-            where = centres()
-            queries = np.concatenate(
-                [part(r - r % PART, r - r % PART + PART, where)[r % PART][None] for r in picks]
-            ).astype(np.float32)
-            truth = TopK(queries, exclude=picks)
-            for start, rows in parts(size):
-                truth.add(start, rows)
-            disk = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
+            row_of_id = {  # the generated rows of the hits
+                image_id: placed.generated(
+                    int(running.redis.hget(image_key(collection, image_id), "row"))
+                )
+                for image_id in {i for hits in found for i in hits}
+            }
+            disk = sum(
+                p.stat().st_size
+                for p in Path(tmp).rglob("*")
+                if p.is_file() and "out" not in p.parts
+            )
     return {
         "size": size,
         "import_per_s": size / import_s,
         "import_s": import_s,
+        "index_s": index_s,
+        "npy_bytes": written,
         "p50_ms": median(times),
         "p95_ms": percentile(times, 95),
         "recall@10": truth.recall([[row_of_id[i] for i in hits] for hits in found]),
@@ -309,6 +299,67 @@ def service_one(size: int, shards: int = 1) -> dict[str, float]:
         "workers_rss_bytes_per_image": sum(worker_rss.values()) * 2**20 / size,
         "disk_bytes_per_image": disk / size,
     }
+
+
+class PartMap:
+    """Generated rows <-> collection rows, from the imported parts (``img_emb_N.npy:a-b``)
+    and the first row each landed at."""
+
+    def __init__(self, parts: list[dict]) -> None:
+        spans = []
+        for placed in parts:
+            file, _, rows = placed["part"].rpartition(":")
+            first = int(file.removeprefix("img_emb_").removesuffix(".npy")) * FILE_ROWS
+            spans.append((first + int(rows.split("-")[0]), placed["first_row"], placed["rows"]))
+        self.by_generated = sorted(spans)
+        self.by_row = sorted(spans, key=lambda span: span[1])
+
+    def row(self, generated: int) -> int:
+        start, first, _ = self.by_generated[bisect_right(self.by_generated, (generated, 1e18)) - 1]
+        return first + generated - start
+
+    def generated(self, row: int) -> int:
+        firsts = [span[1] for span in self.by_row]
+        start, first, _ = self.by_row[bisect_right(firsts, row) - 1]
+        return start + row - first
+
+
+def write_clip_retrieval_output(folder: Path, size: int, truth: TopK) -> int:
+    """``img_emb/img_emb_N.npy`` of ``FILE_ROWS`` float16 rows each, as clip-inference
+    writes them (no metadata: names come from the parts), adding every part to ``truth``."""
+    (folder / "img_emb").mkdir(parents=True)
+    files: dict[int, np.ndarray] = {}
+    for start, rows in parts(size):
+        number = start // FILE_ROWS
+        if number not in files:
+            files = {  # one file open at a time
+                number: np.lib.format.open_memmap(
+                    folder / "img_emb" / f"img_emb_{number}.npy",
+                    mode="w+",
+                    dtype=np.float16,
+                    shape=(min(FILE_ROWS, size - number * FILE_ROWS), DIM),
+                )
+            }
+        within = start - number * FILE_ROWS
+        files[number][within : within + len(rows)] = rows
+        truth.add(start, rows)
+    files.clear()
+    return sum(p.stat().st_size for p in (folder / "img_emb").iterdir())
+
+
+def wait_indexed(logs: Path, collection: str, shards: int, size: int) -> float:
+    """When (perf_counter) the workers holding the collection (the general one, or each
+    shard's) had brought their indexes up to all ``size`` images, as their logs say."""
+    names = ["worker0.log"] if shards == 1 else [f"shard{n}.log" for n in range(shards)]
+    held = re.compile(rf"collection {collection}(?:, shard \d+ of \d+)?: (\d+) images held")
+    deadline = time.monotonic() + 3600
+    while True:
+        counts = [held.findall((logs / name).read_text()) for name in names]
+        if sum(int(found[-1]) for found in counts if found) == size:
+            return time.perf_counter()
+        if time.monotonic() > deadline:
+            raise RuntimeError("the collection was not indexed within an hour")
+        time.sleep(0.5)
 
 
 def pool_pids(running) -> list[int]:
@@ -396,6 +447,7 @@ def main(
             [
                 f"{int(r['size']):,}",
                 r["import_per_s"],
+                r["index_s"],
                 r["p50_ms"],
                 r["p95_ms"],
                 r["recall@10"],
@@ -406,7 +458,7 @@ def main(
             for r in service_results
         ]
         print("\n== through the service: bulk import, then find-similar by id (HTTP → result) ==")
-        header = ["images", "import /s", "p50 ms", "p95 ms", "recall@10"]
+        header = ["images", "import /s", "indexed s later", "p50 ms", "p95 ms", "recall@10"]
         print(table(rows, [*header, "Redis B/image", "worker B/image", "disk B/image"]))
     if sharded:
         one = {r["size"]: r for r in service_results}

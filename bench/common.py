@@ -84,7 +84,7 @@ def service(model: Path, **overrides: str) -> Iterator[Service]:
     """The API and one worker (``--concurrency 1``) on a redis-server of their own."""
     with (
         tempfile.TemporaryDirectory(prefix="clipq-bench-") as tmp,
-        private_redis(Path(tmp) / "redis") as server,
+        private_redis(Path(tmp) / "redis", appendfsync="everysec") as server,  # as compose
     ):
         env = service_env(
             server.url,

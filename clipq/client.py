@@ -247,6 +247,13 @@ class ClipqClient:
 
     def import_part(self, collection_id: str, part: Part, model: str | None = None) -> ImportResult:
         """Send one part of a bulk import and wait for it; a part imported before adds nothing."""
+        return self.finish_part(self.send_part(collection_id, part, model))
+
+    def send_part(
+        self, collection_id: str, part: Part, model: str | None = None
+    ) -> httpx.Response | ImportResult:
+        """Upload one part: the service's answer (its job accepted) to give
+        :meth:`finish_part`, or the result already if the part was imported before."""
         files: list[tuple[str, FilePart]] = [("embeddings", (part.name, part.embeddings))]
         if part.metadata:
             files.append(("metadata", part.metadata))
@@ -262,7 +269,13 @@ class ClipqClient:
                 already_imported=True,
                 image_count=0,
             )
-        job = self._finish(response, tqdm(disable=True))
+        return response
+
+    def finish_part(self, sent: httpx.Response | ImportResult) -> ImportResult:
+        """Wait for a part :meth:`send_part` sent to be imported."""
+        if isinstance(sent, ImportResult):
+            return sent
+        job = self._finish(sent, tqdm(disable=True))
         assert isinstance(job.result, ImportResult)
         return job.result
 

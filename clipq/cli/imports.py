@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+from collections import deque
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,11 @@ from clipq.settings import get_settings
 if TYPE_CHECKING:
     from clipcore.embedding_files import ImportFile
 
-PART_ROWS = 32_768  # 32 MB of float16 at 512 dimensions: well under the 64 MB request limit
+# A part's float16 rows: 49,152 at 512 dimensions, within the 64 MB request limit at any
+# width. Each part is a job, whose dispatch and bookkeeping cost about 0.1 s: 32,768-row
+# parts imported 45 k embeddings/s, these (bench/collections_at_scale.py).
+PART_BYTES = 48 << 20
+IN_FLIGHT = 2  # the API's work on one part overlaps the worker's (and Redis') on another
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("path", type=Path, help="a clip-retrieval output folder, or .npy file(s)")
     parser.add_argument("--metadata", type=Path, help="for a single .npy: its .parquet or .csv")
     parser.add_argument("--model", help="the model that made them (checked by the service)")
-    parser.add_argument("--part-rows", type=int, default=PART_ROWS, help="rows per request")
+    parser.add_argument(
+        "--part-rows",
+        type=int,
+        help="rows per request (default: 48 MB of float16; a resumed file keeps its parts')",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=IN_FLIGHT,
+        help="parts in the service at once (2: one uploads while the one before is imported)",
+    )
     parser.set_defaults(run=run_import)
 
 
@@ -65,15 +80,30 @@ def run_import(args: argparse.Namespace) -> int:
     total = sum(_rows(f.embeddings) for f in files)
     imported = skipped = 0
     with tqdm(total=total, unit="emb", unit_scale=True, disable=args.quiet, desc="import") as bar:
+        # The next part uploads while the service imports the one before, and is sent only
+        # once that one is accepted: the parts land in the files' order.
+        sent: deque[tuple[Part, Any]] = deque()
+
+        def finish_oldest() -> None:
+            nonlocal imported, skipped
+            part, pending = sent.popleft()
+            result = service.finish_part(pending)
+            imported += result.imported
+            skipped += part.rows if result.already_imported else 0
+            bar.update(part.rows)
+
         for file in files:
-            for part in parts_of(file, args.part_rows, skip=done):
-                if part.embeddings:
-                    result = service.import_part(collection.id, part, args.model)
-                    imported += result.imported
-                    skipped += part.rows if result.already_imported else 0
-                else:
+            rows = args.part_rows or part_rows_of(file.embeddings, done)
+            for part in parts_of(file, rows, skip=done):
+                if not part.embeddings:
                     skipped += part.rows
-                bar.update(part.rows)
+                    bar.update(part.rows)
+                    continue
+                if len(sent) >= max(1, args.in_flight):
+                    finish_oldest()
+                sent.append((part, service.send_part(collection.id, part, args.model)))
+        while sent:
+            finish_oldest()
     print(f"{collection.name}: {imported} embeddings imported, {skipped} there already")
     return 0
 
@@ -94,6 +124,18 @@ def parts_of(file: ImportFile, part_rows: int, skip: Collection[str] = ()) -> It
         np.save(buffer, np.ascontiguousarray(vectors[start:end], dtype=np.float16))
         rows = metadata.rows(start, end) if metadata else None
         yield Part(name, end - start, buffer.getvalue(), rows)
+
+
+def part_rows_of(npy: Path, done: Collection[str]) -> int:
+    """Rows per part for this file: as many as its parts imported before held (a resumed
+    import must name the same ranges), else ``PART_BYTES`` of float16 rows."""
+    for name in sorted(done):
+        file, _, rows = name.rpartition(":")
+        first, _, end = rows.partition("-")
+        if file == npy.name and first == "0" and end.isdigit():
+            return int(end)  # the first part is a whole one unless it was the file's last
+    width = int(numpy().load(npy, mmap_mode="r").shape[1])
+    return max(1, PART_BYTES // (2 * width))
 
 
 def _rows(npy: Path) -> int:

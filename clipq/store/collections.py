@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -164,10 +164,10 @@ LAYOUT_KEY = "clipq:layout"  # "tagged" once every collection's keys carry their
 # KEYS: the collection, its parts, rows and labels. ARGV: part, the images the tenant may
 # still add, the image key prefix, n, the 'vectors' field to set ('' for none), the n ids
 # (24 characters each, concatenated), then the n filenames, metadata JSONs and labels JSONs
-# ('' for none), each joined by NUL, then (key, bytes) segment appends. Returns {count
-# after, 1} if the part was imported before; {-1} if the collection is gone; {-2, room}
-# over the quota; else {count after, 0}. A few large arguments, not 32 k x 4: redis-py
-# spends seconds packing arguments (or pipelined commands) one by one.
+# ('' for none), each joined by NUL ('' if all are), then (key, bytes) segment appends.
+# Returns {count after, 1} if the part was imported before; {-1} if the collection is gone;
+# {-2, room} over the quota; else {count after, 0}. A few large arguments, not 32 k x 4:
+# redis-py spends seconds packing arguments (or pipelined commands) one by one.
 IMPORT_SCRIPT = """
 local function fields(text, n)
   local out, from = {}, 1
@@ -183,14 +183,16 @@ local count = tonumber(redis.call('HGET', c, 'image_count') or '0')
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {count, 1} end
 local n = tonumber(ARGV[4])
 if n > tonumber(ARGV[2]) then return {-2, tonumber(ARGV[2])} end
-local names, metadata, labels = fields(ARGV[7], n), fields(ARGV[8], n), fields(ARGV[9], n)
+local names = fields(ARGV[7], n)
+local metadata = ARGV[8] ~= '' and fields(ARGV[8], n) or {}
+local labels = ARGV[9] ~= '' and fields(ARGV[9], n) or {}
 local ids = {}
 for i = 1, n do
   local id = string.sub(ARGV[6], 24 * i - 23, 24 * i)
   local key = ARGV[3] .. id
   redis.call('HSET', key, 'id', id, 'filename', names[i], 'row', count + i - 1)
-  if metadata[i] ~= '' then redis.call('HSET', key, 'metadata', metadata[i]) end
-  if labels[i] ~= '' then
+  if (metadata[i] or '') ~= '' then redis.call('HSET', key, 'metadata', metadata[i]) end
+  if (labels[i] or '') ~= '' then
     redis.call('HSET', key, 'labels', labels[i])
     for _, label in ipairs(cjson.decode(labels[i])) do
       redis.call('HINCRBY', KEYS[4], label, 1)
@@ -377,6 +379,12 @@ class AsyncCollections:
         return 1
 
 
+def _joined(values: Iterable[str]) -> str:
+    """Values joined by NUL for the import script; '' when all are empty (it skips them)."""
+    joined = "\0".join(values)
+    return joined if joined.strip("\0") else ""
+
+
 def _segments(rows: int) -> int:
     return math.ceil(rows / SEGMENT_ROWS)
 
@@ -544,8 +552,8 @@ class Collections:
             arguments += [
                 "".join(r["id"] for r in records),
                 "\0".join(r["filename"].replace("\0", "") for r in records),
-                "\0".join(json.dumps(r["metadata"]) if r["metadata"] else "" for r in records),
-                "\0".join(json.dumps(r["labels"]) if r["labels"] else "" for r in records),
+                _joined(json.dumps(r["metadata"]) if r["metadata"] else "" for r in records),
+                _joined(json.dumps(r["labels"]) if r["labels"] else "" for r in records),
             ]
             arguments += [item for write in writes for item in write]
             if not counts[3]:  # before the rows: a reader never sees rows without a width

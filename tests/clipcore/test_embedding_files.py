@@ -35,6 +35,8 @@ def test_embeddings_come_back_unit_and_float16() -> None:
     [
         (np.ones((2, 9), np.float32), "embeddings", "9-d"),
         (np.array([[1.0] * 8, [np.inf] * 8], np.float32), "embeddings[1]", "not finite"),
+        (np.array([[np.nan] + [1.0] * 7, [1.0] * 8], np.float16), "embeddings[0]", "not finite"),
+        (np.array([[1.0] * 8, [1e30] * 8], np.float32), "embeddings[1]", "too large"),
         (np.array([[1.0] * 8, [0.0] * 8], np.float32), "embeddings[1]", "zero vector"),
     ],
 )

@@ -8,9 +8,11 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from clipq.cli import main
+from clipq.cli.imports import part_rows_of
 from tests.support import png_bytes
 
 
@@ -91,3 +93,14 @@ def test_a_photograph_is_said_to_be_out_of_the_models_domain(capsys, tmp_path: P
     assert lines[0].startswith("coffee.jpg") and "out of the model's domain" in lines[0]
     assert lines[1].startswith("red-circle.png") and "out of the model's domain" not in lines[1]
     assert "warning: 1 of 2 images look like nothing the loaded model knows" in out
+
+
+def test_import_parts_are_48_mb_unless_a_resumed_file_had_others(tmp_path) -> None:
+    npy = tmp_path / "img_emb_0.npy"
+    np.save(npy, np.zeros((10, 512), np.float16))
+    assert part_rows_of(npy, set()) == 49_152  # 48 MB of 512-d float16
+    np.save(npy, np.zeros((10, 1024), np.float16))
+    assert part_rows_of(npy, set()) == 24_576
+    # parts an older run sent keep their size, or the resumed ranges would overlap them
+    done = {"img_emb_1.npy:0-100", "img_emb_0.npy:32768-65536", "img_emb_0.npy:0-32768"}
+    assert part_rows_of(npy, done) == 32_768

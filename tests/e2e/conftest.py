@@ -214,10 +214,11 @@ def service(
 
 
 class RedisServer:
-    """A redis-server of the test's own (port and data folder), with AOF persistence."""
+    """A redis-server of the test's own (port and data folder), with AOF persistence: synced
+    at every write (``always``: what a test kills must be there), or as compose runs it."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, appendfsync: str = "always") -> None:
+        self.folder, self.appendfsync = folder, appendfsync
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -230,7 +231,7 @@ class RedisServer:
         command = [
             shutil.which("redis-server") or "redis-server",
             "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+            "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command,
@@ -255,8 +256,8 @@ class RedisServer:
 
 
 @contextmanager
-def private_redis(folder: Path) -> Iterator[RedisServer]:
-    server = RedisServer(folder)
+def private_redis(folder: Path, appendfsync: str = "always") -> Iterator[RedisServer]:
+    server = RedisServer(folder, appendfsync)
     server.start()
     try:
         yield server
