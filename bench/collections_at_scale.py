@@ -313,14 +313,14 @@ class PartMap:
             spans.append((first + int(rows.split("-")[0]), placed["first_row"], placed["rows"]))
         self.by_generated = sorted(spans)
         self.by_row = sorted(spans, key=lambda span: span[1])
+        self.firsts = [span[1] for span in self.by_row]
 
     def row(self, generated: int) -> int:
         start, first, _ = self.by_generated[bisect_right(self.by_generated, (generated, 1e18)) - 1]
         return first + generated - start
 
     def generated(self, row: int) -> int:
-        firsts = [span[1] for span in self.by_row]
-        start, first, _ = self.by_row[bisect_right(firsts, row) - 1]
+        start, first, _ = self.by_row[bisect_right(self.firsts, row) - 1]
         return start + row - first
 
 

@@ -478,12 +478,12 @@ class Collections:
         key = collection_key(collection_id)
         # The collection's lock keeps its rows in order; the tenant's keeps its quota across
         # concurrent appends to its other collections (room is counted under it).
-        with self._locked(collection_id), self.redis.pipeline(transaction=True) as pipe:
+        with self._locked(collection_id) as owner, self.redis.pipeline(transaction=True) as pipe:
             counts = self.counts(collection_id)
             if counts is None:
                 raise LookupError(f"collection {collection_id} is gone")
             _, image_count, crop_count, _ = counts
-            room = self.room(self.owner(collection_id), max_tenant_images)
+            room = self.room(owner, max_tenant_images)
             known = self.known_images(collection_id, [r["sha256"] for r in records])
             stored = {r["sha256"]: k for r, k in zip(records, known, strict=True) if k}
             new_rows: list[Any] = []
@@ -538,12 +538,12 @@ class Collections:
         not fit the tenant's quota; :class:`LookupError` if the collection is gone.
         """
         key = collection_key(collection_id)
-        with self._locked(collection_id):
+        with self._locked(collection_id) as owner:
             counts = self.counts(collection_id)
             if counts is None:
                 raise LookupError(f"collection {collection_id} is gone")
             image_count = counts[1]
-            room = self.room(self.owner(collection_id), max_tenant_images)
+            room = self.room(owner, max_tenant_images)
             files, chosen = self._place_vectors(collection_id, image_count + counts[2])
             writes = self._write_rows(files, collection_id, "emb", image_count, embeddings)
             assert all(len(r["id"]) == 24 for r in records)
@@ -570,14 +570,14 @@ class Collections:
             return int(after), bool(flag)
 
     @contextmanager
-    def _locked(self, collection_id: str) -> Iterator[None]:
-        """The collection's lock, then its owner's (always in this order)."""
+    def _locked(self, collection_id: str) -> Iterator[str]:
+        """The collection's lock, then its owner's (always in this order); the owner."""
         owner = self.owner(collection_id)
         with (
             self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS),
             self.redis.lock(tenant_lock_name(owner), timeout=LOCK_TIMEOUT_SECONDS),
         ):
-            yield
+            yield owner
 
     def mark_imported(self, collection_id: str, now: float) -> bool:
         """Note that a part landed at ``now``; True if no indexing was due yet (the caller
