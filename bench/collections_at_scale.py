@@ -212,11 +212,11 @@ def rss_mib_self() -> float:
 
 def service_one(size: int, shards: int = 1) -> dict[str, float]:
     """Write ``size`` embeddings as clip-retrieval writes them, import them with ``clipq
-    import`` (the real client: parts of 48 MB, two in the service at once), wait for
+    import`` (the real client: parts of 48 MB, three in the service at once), wait for
     the index the worker builds once the import is quiet, then time find-similar by image id;
     with ``shards``, searched by that many shard workers besides the general one."""
     from bench.common import service, vit_b32_clip
-    from clipq.store.collections import image_key
+    from clipq.store.collections import Collections
 
     picks = np.random.default_rng(5).choice(size, QUERIES, replace=False)
     where = centres()
@@ -272,11 +272,11 @@ def service_one(size: int, shards: int = 1) -> dict[str, float]:
                     times.append(elapsed)
                     found.append([hit["image_id"] for hit in job["result"]["hits"]])
             worker_rss = {pid: rss_mib(pid) - before for pid, before in rss_before.items()}
+            hit_ids = list({i for hits in found for i in hits})
+            hit_rows = Collections(running.redis).rows_of(collection, hit_ids)
             row_of_id = {  # the generated rows of the hits
-                image_id: placed.generated(
-                    int(running.redis.hget(image_key(collection, image_id), "row"))
-                )
-                for image_id in {i for hits in found for i in hits}
+                image_id: placed.generated(row)
+                for image_id, row in zip(hit_ids, hit_rows, strict=True)
             }
             disk = sum(
                 p.stat().st_size

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
-from clipcore.embedding_files import MetadataRow, read_embeddings, read_metadata
+from clipcore.embedding_files import read_embeddings, read_metadata
 from clipcore.errors import InvalidInput
 from clipq.contracts.collections import ImageRef, ImportPayload, ImportResult
 from clipq.errors import NotFound
@@ -47,50 +45,32 @@ def import_part(
             len(embeddings),
             payload.part,
         )
-        records = _records(rows)
-    try:
-        image_count, before = store.import_rows(
-            payload.collection_id,
-            payload.part,
-            records,
-            embeddings,
-            settings.max_images_per_tenant,
-        )
-    except LookupError:
-        raise NotFound(
-            f"collection {payload.collection_id} was deleted during the import"
-        ) from None
-    progress(len(records))
+        try:
+            image_count, before = store.import_rows(
+                payload.collection_id,
+                payload.part,
+                rows,
+                embeddings,
+                settings.max_images_per_tenant,
+            )
+        except LookupError:
+            raise NotFound(
+                f"collection {payload.collection_id} was deleted during the import"
+            ) from None
+    progress(len(rows))
     return ImportResult(
         collection_id=payload.collection_id,
         part=payload.part,
-        imported=0 if before else len(records),
+        imported=0 if before else len(rows),
         already_imported=before,
         image_count=image_count,
     )
 
 
-def _records(rows: Sequence[MetadataRow]) -> list[dict[str, Any]]:
-    ids = os.urandom(12 * len(rows)).hex()  # 24 hex digits each, as an ingested image's id
-    return [
-        {
-            "id": ids[24 * number : 24 * number + 24],
-            "sha256": "",
-            "filename": row.filename,
-            "labels": row.labels,
-            "metadata": row.metadata,
-            "width": 0,
-            "height": 0,
-            "regions": [],
-        }
-        for number, row in enumerate(rows)
-    ]
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """No garbage collection while a part's 32 k small records are made: each pass would
-    walk every object the worker holds (its indexes' ids among them), over and over."""
+    """No garbage collection while a part's rows are made and stored: each pass would walk
+    every object the worker holds (its indexes' ids among them), over and over."""
     gc.disable()
     try:
         yield

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 
 from api.auth import OwnerDep
@@ -91,7 +92,8 @@ async def import_embeddings(
             f"holds {header.dim}-d embeddings; the collection's model "
             f"{collection.model!r} makes {dim}-d",
         )
-    name = part or hashlib.sha256(data).hexdigest()
+    digest = await to_thread.run_sync(_sha256, data)  # 48 MB: 0.1 s off the event loop
+    name = part or digest
     done = (await collections.imported_parts(collection_id)).get(name)
     if done is not None:
         raise Conflict(
@@ -104,12 +106,13 @@ async def import_embeddings(
             f"this API key may store {quota} images (CLIPQ_MAX_IMAGES_PER_TENANT); the part's "
             f"{header.rows} do not fit"
         )
-    uploads = [_upload(embeddings.filename or "embeddings.npy", data)]
+    uploads = [_upload(embeddings.filename or "embeddings.npy", data, digest)]
     if metadata is not None:
         filename = metadata.filename or ""
         if not filename.lower().endswith(METADATA_SUFFIXES):
             raise InvalidInput.for_field("metadata", "must be a .parquet or .csv file")
-        uploads.append(_upload(filename, await metadata.read()))
+        table = await metadata.read()
+        uploads.append(_upload(filename, table, await to_thread.run_sync(_sha256, table)))
     payload = ImportPayload(
         collection_id=collection_id,
         part=name,
@@ -136,6 +139,9 @@ async def list_imported_parts(
     return ImportedParts(parts=[ImportedPart(part=k, **v) for k, v in parts.items()])
 
 
-def _upload(filename: str, data: bytes) -> AcceptedUpload:
-    ref = ImageRef(sha256=hashlib.sha256(data).hexdigest(), filename=filename[-200:])
-    return AcceptedUpload(ref, data)
+def _upload(filename: str, data: bytes, sha256: str) -> AcceptedUpload:
+    return AcceptedUpload(ImageRef(sha256=sha256, filename=filename[-200:]), data)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

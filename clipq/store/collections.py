@@ -6,7 +6,10 @@ Layout (``{c}`` is ``clipq:coll:{<id>}``, ``{t}`` is ``clipq:tenant:<owner>``)::
     {c}                       hash: id, name, model, owner, created_at, crop_background,
                               image_count, crop_count, dim, version
     {c}:img:{image_id}        hash: filename, sha256, labels, metadata, width, height, regions,
-                              thumbnail, row
+                              thumbnail, row (an ingested image)
+    {c}:block:{first_row}     string: the records of one bulk-imported part's images
+    {c}:blocks                sorted set: first row of each block
+                              (the two above: :mod:`clipq.store.imported`)
     {c}:rows                  list: image id of each embedding row
     {c}:sha                   hash: sha256 → image id (re-ingesting the same bytes is a no-op)
     {c}:labels                hash: label → number of images carrying it
@@ -39,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -51,6 +54,17 @@ from clipcore.schemas import CropBackground, Region
 from clipq._optional import numpy
 from clipq.contracts.collections import Collection, CollectionImage
 from clipq.errors import QuotaExceeded, ServiceUnavailable
+from clipq.store.imported import (
+    IMPORT_SCRIPT,
+    RECORDS_PER_CALL,
+    RECORDS_SCRIPT,
+    ImportRow,
+    as_record,
+    block_key,
+    encode_block,
+    imported_ids,
+    label_counts,
+)
 from clipq.store.vector_files import VectorFiles
 
 PREFIX = "clipq:coll"
@@ -161,58 +175,6 @@ return moved
 LAYOUT_KEY = "clipq:layout"  # "tagged" once every collection's keys carry their hash tag
 
 
-# KEYS: the collection, its parts, rows and labels. ARGV: part, the images the tenant may
-# still add, the image key prefix, n, the 'vectors' field to set ('' for none), the n ids
-# (24 characters each, concatenated), then the n filenames, metadata JSONs and labels JSONs
-# ('' for none), each joined by NUL ('' if all are), then (key, bytes) segment appends.
-# Returns {count after, 1} if the part was imported before; {-1} if the collection is gone;
-# {-2, room} over the quota; else {count after, 0}. A few large arguments, not 32 k x 4:
-# redis-py spends seconds packing arguments (or pipelined commands) one by one.
-IMPORT_SCRIPT = """
-local function fields(text, n)
-  local out, from = {}, 1
-  for i = 1, n do
-    local to = string.find(text, '\\0', from, true) or (#text + 1)
-    out[i], from = string.sub(text, from, to - 1), to + 1
-  end
-  return out
-end
-local c = KEYS[1]
-if redis.call('EXISTS', c) == 0 then return {-1, 0} end
-local count = tonumber(redis.call('HGET', c, 'image_count') or '0')
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {count, 1} end
-local n = tonumber(ARGV[4])
-if n > tonumber(ARGV[2]) then return {-2, tonumber(ARGV[2])} end
-local names = fields(ARGV[7], n)
-local metadata = ARGV[8] ~= '' and fields(ARGV[8], n) or {}
-local labels = ARGV[9] ~= '' and fields(ARGV[9], n) or {}
-local ids = {}
-for i = 1, n do
-  local id = string.sub(ARGV[6], 24 * i - 23, 24 * i)
-  local key = ARGV[3] .. id
-  redis.call('HSET', key, 'id', id, 'filename', names[i], 'row', count + i - 1)
-  if (metadata[i] or '') ~= '' then redis.call('HSET', key, 'metadata', metadata[i]) end
-  if (labels[i] or '') ~= '' then
-    redis.call('HSET', key, 'labels', labels[i])
-    for _, label in ipairs(cjson.decode(labels[i])) do
-      redis.call('HINCRBY', KEYS[4], label, 1)
-    end
-  end
-  ids[#ids + 1] = id
-  if #ids == 1000 or i == n then
-    redis.call('RPUSH', KEYS[3], unpack(ids))
-    ids = {}
-  end
-end
-for at = 10, #ARGV, 2 do redis.call('APPEND', ARGV[at], ARGV[at + 1]) end
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({rows = n, first_row = count}))
-if ARGV[5] ~= '' then redis.call('HSET', c, 'vectors', ARGV[5]) end
-redis.call('HINCRBY', c, 'image_count', n)
-redis.call('HINCRBY', c, 'version', 1)
-return {count + n, 0}
-"""
-
-
 class AsyncCollections:
     """What the API does with collections (asyncio)."""
 
@@ -220,6 +182,7 @@ class AsyncCollections:
         self.redis = client
         self._admit = client.register_script(ADMIT_SCRIPT)
         self._rename = client.register_script(RENAME_SCRIPT)
+        self._records = client.register_script(RECORDS_SCRIPT)
 
     async def create(
         self, name: str, model: str, crop_background: CropBackground, owner: str, limit: int
@@ -282,11 +245,8 @@ class AsyncCollections:
     ) -> tuple[int, list[CollectionImage]]:
         rows_key = f"{collection_key(collection_id)}:rows"
         total = await self.redis.llen(rows_key)
-        ids = [as_text(i) for i in await self.redis.lrange(rows_key, offset, offset + limit - 1)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for image_id in ids:
-                pipe.hgetall(image_key(collection_id, image_id))
-            records = await pipe.execute()
+        ids = await self.redis.lrange(rows_key, offset, offset + limit - 1)
+        records = await self._records_of(collection_id, ids)
         return total, [image_from_record(collection_id, r) for r in records if r]
 
     async def embedding_dim(self, collection_id: str) -> int:
@@ -300,7 +260,15 @@ class AsyncCollections:
         return dict(sorted(parts.items(), key=lambda item: item[1]["first_row"]))
 
     async def has_image(self, collection_id: str, image_id: str) -> bool:
-        return bool(await self.redis.exists(image_key(collection_id, image_id)))
+        return bool((await self._records_of(collection_id, [image_id]))[0])
+
+    async def _records_of(self, collection_id: str, ids: Sequence[Any]) -> list[dict[Any, Any]]:
+        """The images' records (:data:`RECORDS_SCRIPT`), empty for unknown ids."""
+        records = []
+        for start in range(0, len(ids), RECORDS_PER_CALL):
+            chunk = list(ids[start : start + RECORDS_PER_CALL])
+            records += await self._records(keys=[collection_key(collection_id)], args=chunk)
+        return [as_record(r) for r in records]
 
     async def thumbnail(self, collection_id: str, image_id: str) -> bytes | None:
         data = await self.redis.hget(image_key(collection_id, image_id), "thumbnail")
@@ -330,15 +298,30 @@ class AsyncCollections:
         """Every key of the collection whose record is ``key`` but the record, in chunks,
         named without a scan. The rows list names the image keys, so it goes last.
         """
-        for start in range(0, images, DELETE_CHUNK):
-            ids = await self.redis.lrange(f"{key}:rows", start, start + DELETE_CHUNK - 1)
-            if ids:
-                yield [f"{key}:img:{as_text(i)}" for i in ids]
+        blocks = await self._blocks(key)
+        for start, end in _gaps(blocks, images):  # rows in blocks have no hash of their own
+            for first in range(start, end, DELETE_CHUNK):
+                last = min(end, first + DELETE_CHUNK)
+                ids = await self.redis.lrange(f"{key}:rows", first, last - 1)
+                if ids:
+                    yield [f"{key}:img:{as_text(i)}" for i in ids]
         for kind, rows in (("emb", images), ("crop", crops), ("owner", crops)):
             segments = [f"{key}:{kind}:{s}" for s in range(_segments(rows))]
             for start in range(0, len(segments), DELETE_CHUNK):
                 yield segments[start : start + DELETE_CHUNK]
-        yield [f"{key}:{name}" for name in ("rows", "sha", "labels", "parts", "index_due")]
+        names = [block_key(key, first) for first, _ in blocks]
+        names += [f"{key}:{name}" for name in ("sha", "labels", "parts", "blocks", "index_due")]
+        for start in range(0, len(names), DELETE_CHUNK):
+            yield names[start : start + DELETE_CHUNK]
+        yield [f"{key}:rows"]
+
+    async def _blocks(self, key: str) -> list[tuple[int, int]]:
+        """(first row, end) of each imported block, in row order."""
+        firsts = {int(as_text(f)) for f in await self.redis.zrange(f"{key}:blocks", 0, -1)}
+        parts = [json.loads(p) for p in (await self.redis.hgetall(f"{key}:parts")).values()]
+        return sorted(
+            (p["first_row"], p["first_row"] + p["rows"]) for p in parts if p["first_row"] in firsts
+        )
 
     async def migrate_legacy_index(self) -> int:
         """Move collections of the single pre-0.2 index into their tenants' indexes."""
@@ -379,10 +362,15 @@ class AsyncCollections:
         return 1
 
 
-def _joined(values: Iterable[str]) -> str:
-    """Values joined by NUL for the import script; '' when all are empty (it skips them)."""
-    joined = "\0".join(values)
-    return joined if joined.strip("\0") else ""
+def _gaps(spans: Sequence[tuple[int, int]], end: int) -> Iterator[tuple[int, int]]:
+    """The stretches of 0..``end`` outside the sorted, disjoint ``spans``."""
+    at = 0
+    for first, last in spans:
+        if first > at:
+            yield at, first
+        at = max(at, last)
+    if at < end:
+        yield at, end
 
 
 def _segments(rows: int) -> int:
@@ -401,6 +389,7 @@ class Collections:
         self.redis = client
         self.files = files
         self._import = client.register_script(IMPORT_SCRIPT)
+        self._records = client.register_script(RECORDS_SCRIPT)
 
     def vectors_in_files(self, collection_id: str) -> bool:
         where = as_text(self.redis.hget(collection_key(collection_id), "vectors"))
@@ -526,16 +515,17 @@ class Collections:
         self,
         collection_id: str,
         part: str,
-        records: Sequence[dict[str, Any]],
+        rows: Sequence[ImportRow],
         embeddings: np.ndarray,
         max_tenant_images: int,
     ) -> tuple[int, bool]:
         """Append one part of a bulk import, all of it or nothing, together with the mark that
         it is imported: (image count after it, whether the part had been imported before).
 
-        ``records`` carry id, filename, labels and metadata (no picture, no sha256: the
-        part's name is what makes a retry a no-op). :class:`QuotaExceeded` if the part does
-        not fit the tenant's quota; :class:`LookupError` if the collection is gone.
+        Its records go into one block (:mod:`clipq.store.imported`); they have no picture and
+        no sha256: the part's name is what makes a retry a no-op. :class:`QuotaExceeded` if
+        the part does not fit the tenant's quota; :class:`LookupError` if the collection is
+        gone.
         """
         key = collection_key(collection_id)
         with self._locked(collection_id) as owner:
@@ -546,27 +536,23 @@ class Collections:
             room = self.room(owner, max_tenant_images)
             files, chosen = self._place_vectors(collection_id, image_count + counts[2])
             writes = self._write_rows(files, collection_id, "emb", image_count, embeddings)
-            assert all(len(r["id"]) == 24 for r in records)
-            arguments: list[Any] = [part, room, image_key(collection_id, "")]
-            arguments += [len(records), "files" if chosen else ""]
-            arguments += [
-                "".join(r["id"] for r in records),
-                "\0".join(r["filename"].replace("\0", "") for r in records),
-                _joined(json.dumps(r["metadata"]) if r["metadata"] else "" for r in records),
-                _joined(json.dumps(r["labels"]) if r["labels"] else "" for r in records),
-            ]
+            ids = imported_ids(image_count, len(rows))
+            arguments: list[Any] = [part, room, len(rows), "files" if chosen else ""]
+            arguments += [image_count, "".join(ids), encode_block(ids, rows), label_counts(rows)]
             arguments += [item for write in writes for item in write]
             if not counts[3]:  # before the rows: a reader never sees rows without a width
                 self.redis.hset(key, "dim", embeddings.shape[1])
-            keys = [key, f"{key}:parts", f"{key}:rows", f"{key}:labels"]
+            keys = [key, f"{key}:parts", f"{key}:rows", f"{key}:labels", f"{key}:blocks"]
             after, flag = self._import(keys=keys, args=arguments)
             if after == -1:
                 raise LookupError(f"collection {collection_id} is gone")
             if after == -2:
                 raise QuotaExceeded(
-                    f"the part's {len(records)} images do not fit: this API key may "
+                    f"the part's {len(rows)} images do not fit: this API key may "
                     f"store {flag} more (CLIPQ_MAX_IMAGES_PER_TENANT)"
                 )
+            if after == -3:
+                raise RuntimeError(f"rows were added to {collection_id} under its lock")
             return int(after), bool(flag)
 
     @contextmanager
@@ -672,25 +658,35 @@ class Collections:
 
     def vector_of(self, collection_id: str, image_id: str) -> np.ndarray | None:
         """An image's embedding, fp32, read from where the collection keeps it."""
-        row = self.redis.hget(image_key(collection_id, image_id), "row")
+        row = self.rows_of(collection_id, [image_id])[0]
         counts = self.counts(collection_id)
         if row is None or counts is None:
             return None
-        vector = self.read_rows(collection_id, "emb", int(row), int(row) + 1, counts[3])[0]
+        vector = self.read_rows(collection_id, "emb", row, row + 1, counts[3])[0]
         return vector.astype(numpy().float32)
+
+    def rows_of(self, collection_id: str, image_ids: Sequence[str]) -> list[int | None]:
+        """Each image's embedding row; None for an id the collection does not hold."""
+        records = self._records_of(collection_id, image_ids)
+        return [int(r[b"row"]) if b"row" in r else None for r in records]
 
     def image_ids(self, collection_id: str, start: int, end: int) -> list[str]:
         ids = self.redis.lrange(f"{collection_key(collection_id)}:rows", start, end - 1)
         return [as_text(i) for i in ids]
 
     def images(self, collection_id: str, image_ids: Sequence[str]) -> list[CollectionImage | None]:
-        pipe = self.redis.pipeline(transaction=False)
-        for image_id in image_ids:
-            pipe.hgetall(image_key(collection_id, image_id))
-        return [image_from_record(collection_id, r) if r else None for r in pipe.execute()]
+        records = self._records_of(collection_id, image_ids)
+        return [image_from_record(collection_id, r) if r else None for r in records]
 
     def image_labels(self, collection_id: str, image_ids: Sequence[str]) -> list[list[str]]:
-        pipe = self.redis.pipeline(transaction=False)
-        for image_id in image_ids:
-            pipe.hget(image_key(collection_id, image_id), "labels")
-        return [json.loads(v) if v else [] for v in pipe.execute()]
+        return [
+            json.loads(r.get(b"labels", b"[]")) for r in self._records_of(collection_id, image_ids)
+        ]
+
+    def _records_of(self, collection_id: str, ids: Sequence[str]) -> list[dict[Any, Any]]:
+        """The images' records (:data:`RECORDS_SCRIPT`), empty for unknown ids."""
+        records = []
+        for start in range(0, len(ids), RECORDS_PER_CALL):
+            chunk = list(ids[start : start + RECORDS_PER_CALL])
+            records += self._records(keys=[collection_key(collection_id)], args=chunk)
+        return [as_record(r) for r in records]

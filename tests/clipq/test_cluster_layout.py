@@ -105,8 +105,7 @@ def test_collections_live_whole_on_one_slot_and_spread_over_the_nodes(
     stored = in_redis.append(ingested, records("a" * 64, "b" * 64, "c" * 64), rows,
                           np.ones((2, 8), np.float32), [2, 0, 0], max_tenant_images=5)  # fmt: skip
     assert len(stored) == 3
-    part = [{"id": f"{i:024d}", "filename": f"{i}.jpg", "labels": ["x"], "metadata": {}}
-            for i in range(4)]  # fmt: skip
+    part = [(f"{i}.jpg", ["x"], {}) for i in range(4)]
     with pytest.raises(QuotaExceeded, match="do not fit"):  # 3 of 5 stored: 4 more do not fit
         store.import_rows(imported, "p0", part, rows[[0, 1, 2, 0]], max_tenant_images=5)
     assert store.import_rows(imported, "p0", part, rows[[0, 1, 2, 0]], 10) == (4, False)
@@ -118,7 +117,8 @@ def test_collections_live_whole_on_one_slot_and_spread_over_the_nodes(
     np.testing.assert_allclose(in_redis.read_rows(ingested, "emb", 0, 3, 8), rows, atol=1e-3)
     np.testing.assert_allclose(store.read_rows(imported, "emb", 0, 4, 8), rows[[0, 1, 2, 0]],
                                atol=1e-3)  # fmt: skip
-    assert store.image_ids(imported, 0, 4) == [r["id"] for r in part]
+    found = store.images(imported, store.image_ids(imported, 0, 4))
+    assert [image.filename for image in found] == [f"{i}.jpg" for i in range(4)]
     for collection_id in (ingested, imported):
         keys = {k for node in client.get_primaries()
                 for k in client.keys(f"*{collection_id}*", target_nodes=node)}  # fmt: skip

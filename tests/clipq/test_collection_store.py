@@ -123,7 +123,7 @@ def test_a_collection_that_began_in_redis_stays_there(redis_url: str, tmp_path) 
 
 def test_a_bulk_part_is_imported_once_and_whole(store: Collections) -> None:
     collection_id = collection(store, uuid.uuid4().hex[:16])
-    part = [{**r, "sha256": ""} for r in records("p" * 64, "q" * 64)]
+    part = [("p.jpg", ["x"], {}), ("q.jpg", [], {"caption": "a q"})]
     rows = np.ones((2, 8), np.float16)
     assert store.import_rows(collection_id, "img_emb_0", part, rows, 10) == (2, False)
     assert store.import_rows(collection_id, "img_emb_0", part, rows, 10) == (2, True)
@@ -131,6 +131,59 @@ def test_a_bulk_part_is_imported_once_and_whole(store: Collections) -> None:
         store.import_rows(collection_id, "img_emb_1", part * 5, np.ones((10, 8)), 10)
     assert store.counts(collection_id)[1] == 2
     assert not store.redis.exists(f"{collection_key(collection_id)}:sha")  # none to dedupe by
+
+
+def test_imported_images_read_like_ingested_ones_from_their_blocks(store: Collections) -> None:
+    collection_id = collection(store, uuid.uuid4().hex[:16])
+    append(store, collection_id, ["a" * 64], quota=100)  # row 0: an ingested image's hash
+    first = [(f"{i}.jpg", ["cat", "dog"][: i % 3], {"n": i} if i % 2 else {}) for i in range(7)]
+    second = [("ünï\0cödé.jpg", ["dog"], {"caption": "tab\tand\nnewline"})]
+    vectors = np.random.default_rng(1).standard_normal((8, 8)).astype(np.float16)
+    assert store.import_rows(collection_id, "one", first, vectors[:7], 100) == (8, False)
+    assert store.import_rows(collection_id, "two", second, vectors[7:], 100) == (9, False)
+    ids = store.image_ids(collection_id, 0, 9)
+    assert len(set(ids)) == 9 and all(len(i) == 24 for i in ids)
+    found = store.images(collection_id, ids[::-1])[::-1]  # any order, across blocks
+    assert [f.filename for f in found] == [
+        "a" * 64 + ".png",
+        *(f for f, _, _ in first),
+        "ünïcödé.jpg",
+    ]
+    assert [f.labels for f in found[1:]] == [labels for _, labels, _ in first + second]
+    assert [f.metadata for f in found[1:]] == [meta for _, _, meta in first + second]
+    assert found[0].thumbnail_url and not any(f.thumbnail_url for f in found[1:])
+    assert store.image_labels(collection_id, ids) == [["x"], *(f.labels for f in found[1:])]
+    assert store.labels(collection_id) == ["cat", "dog", "x"]
+    counts = store.redis.hgetall(f"{collection_key(collection_id)}:labels")
+    assert counts == {b"x": b"1", b"cat": b"4", b"dog": b"3"}
+    np.testing.assert_allclose(store.vector_of(collection_id, ids[8]), vectors[7], atol=1e-3)
+    # an id that names a row but not its image, a row past a block, or nothing, finds none
+    forged = [ids[8][:12] + ids[4][12:], ids[8][:12] + f"{9:012x}", "nope", ids[1][:23] + "g"]
+    assert store.images(collection_id, forged) == [None] * 4
+    assert store.vector_of(collection_id, forged[0]) is None
+
+
+def test_imported_blocks_are_deleted_with_their_collection(
+    store: Collections, redis_url: str
+) -> None:
+    owner = uuid.uuid4().hex[:16]
+    collection_id = collection(store, owner)
+    store.redis.zadd(tenant_collections_key(owner), {collection_id: 1})
+    append(store, collection_id, ["b" * 64], quota=100)
+    store.import_rows(collection_id, "one", [("a.jpg", ["x"], {})] * 3, np.ones((3, 8)), 100)
+    key = collection_key(collection_id)
+    assert store.redis.exists(f"{key}:block:1", f"{key}:img:{'b' * 24}") == 2
+
+    async def delete() -> bool:
+        api = AsyncCollections(aioredis.Redis.from_url(redis_url))
+        try:
+            assert (await api.images(collection_id, 0, 10))[0] == 4
+            return await api.delete(collection_id)
+        finally:
+            await api.redis.aclose()
+
+    assert asyncio.run(delete())
+    assert not store.redis.keys(f"*{collection_id}*")
 
 
 def test_an_import_is_due_for_indexing_once_parts_stop_landing(store: Collections) -> None:
