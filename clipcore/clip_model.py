@@ -2,7 +2,8 @@
 
 A model spec is ``embedded`` (the small CLIP shipped inside clipcore), a
 local folder, or a hub id such as ``openai/clip-vit-base-patch32``. All three
-go through ``CLIPModel.from_pretrained`` / ``CLIPProcessor.from_pretrained``.
+go through ``CLIPModel.from_pretrained`` / ``CLIPProcessor.from_pretrained``; on a CPU
+the towers may then run on ONNX Runtime instead (:mod:`clipcore.onnx_towers`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import CLIPModel, CLIPProcessor
@@ -18,7 +20,11 @@ from transformers.utils import logging as hf_logging
 from clipcore.domain import DomainReference, load_reference
 from clipcore.errors import ModelLoadError
 
+if TYPE_CHECKING:
+    from clipcore.onnx_towers import OnnxTowers
+
 EMBEDDED = "embedded"
+DEFAULT_ONNX_DIR = Path("~/.cache/clipq/onnx")
 
 
 def embedded_clip_dir() -> Path:
@@ -59,6 +65,8 @@ class LoadedClip:
     dtype: torch.dtype
     # what the model knows, as images (clipcore.domain); None: no reference, no domain check
     domain: DomainReference | None = None
+    # the towers on ONNX Runtime (clipcore.onnx_towers); None: the forward passes are torch's
+    towers: OnnxTowers | None = None
 
     @property
     def embedding_dim(self) -> int:
@@ -69,11 +77,19 @@ class LoadedClip:
         return float(self.model.logit_scale.detach().exp())
 
 
-def load_clip(spec: str, device: str = "auto", domain_reference: str = "") -> LoadedClip:
+def load_clip(
+    spec: str,
+    device: str = "auto",
+    domain_reference: str = "",
+    runtime: str = "torch",
+    onnx_dir: str = "",
+) -> LoadedClip:
     """Load model and processor from ``spec``, on ``device``, in fp16 on a GPU.
 
     The domain reference comes from ``domain_reference`` (a folder) when given, else from
-    the model's own folder when it has one (the embedded model does).
+    the model's own folder when it has one (the embedded model does). ``runtime`` "onnx"
+    runs the towers on ONNX Runtime on a CPU, exported into ``onnx_dir`` once per model
+    (:mod:`clipcore.onnx_towers`); a GPU keeps torch's.
     """
     source = resolve_model_source(spec)
     target = select_device(device)
@@ -96,26 +112,45 @@ def load_clip(spec: str, device: str = "auto", domain_reference: str = "") -> Lo
             f"no domain reference in {domain_reference!r} (CLIPQ_CLIP_DOMAIN_REFERENCE); "
             "build one with python -m clipcore.domain"
         )
-    return LoadedClip(model, processor, model_id, target, dtype, domain)
+    towers = None
+    if runtime == "onnx" and target.type == "cpu":
+        from clipcore.onnx_towers import onnx_towers
+
+        cache = Path(onnx_dir).expanduser() if onnx_dir else DEFAULT_ONNX_DIR.expanduser()
+        towers = onnx_towers(model, processor, cache, torch.get_num_threads())
+    return LoadedClip(model, processor, model_id, target, dtype, domain, towers)
 
 
 class ClipCache:
-    """The models this process has loaded, keyed by (spec, device); loaded on first use."""
+    """The models this process has loaded, keyed by how they were loaded; loaded on first
+    use."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[str, str, str], LoadedClip] = {}
+        self._models: dict[tuple[str, ...], LoadedClip] = {}
         self._lock = threading.Lock()
 
-    def get(self, spec: str, device: str = "auto", domain_reference: str = "") -> LoadedClip:
-        key = (spec, device, domain_reference)
+    def get(
+        self,
+        spec: str,
+        device: str = "auto",
+        domain_reference: str = "",
+        runtime: str = "torch",
+        onnx_dir: str = "",
+    ) -> LoadedClip:
+        key = (spec, device, domain_reference, runtime, onnx_dir)
         with self._lock:
             if key not in self._models:
-                self._models[key] = load_clip(spec, device, domain_reference)
+                self._models[key] = load_clip(*key)
             return self._models[key]
 
     def loaded(
-        self, spec: str, device: str = "auto", domain_reference: str = ""
+        self,
+        spec: str,
+        device: str = "auto",
+        domain_reference: str = "",
+        runtime: str = "torch",
+        onnx_dir: str = "",
     ) -> LoadedClip | None:
         """The model of ``spec`` if this process has loaded it already; never loads."""
         with self._lock:
-            return self._models.get((spec, device, domain_reference))
+            return self._models.get((spec, device, domain_reference, runtime, onnx_dir))

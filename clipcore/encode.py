@@ -57,6 +57,8 @@ def tokenize(clip: LoadedClip, texts: Sequence[str]) -> dict[str, torch.Tensor]:
 @torch.inference_mode()
 def embed_pixels(clip: LoadedClip, pixel_values: torch.Tensor) -> torch.Tensor:
     """Forward a pre-processed batch; returns L2-normalised float32 embeddings on the CPU."""
+    if clip.towers is not None:
+        return _normalise(clip.towers.image_features(pixel_values))
     pixels = pixel_values.to(clip.device, dtype=clip.dtype, non_blocking=True)
     features = clip.model.get_image_features(pixel_values=pixels).pooler_output
     return _normalise(features)
@@ -68,6 +70,9 @@ def embed_texts(clip: LoadedClip, texts: Sequence[str], batch_size: int = 256) -
     chunks = []
     for start in range(0, len(texts), batch_size):
         tokens = tokenize(clip, texts[start : start + batch_size])
+        if clip.towers is not None:
+            chunks.append(_normalise(clip.towers.text_features(tokens)))
+            continue
         tokens = {name: tensor.to(clip.device) for name, tensor in tokens.items()}
         chunks.append(_normalise(clip.model.get_text_features(**tokens).pooler_output))
     return torch.cat(chunks)

@@ -27,6 +27,17 @@ class Settings(BaseSettings):
         description="CLIP to load: 'embedded' (the model shipped in clipcore), a Hugging Face "
         "hub id such as 'openai/clip-vit-base-patch32', or a local folder.",
     )
+    clip_runtime: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="What runs the CLIP towers on a CPU: 'torch', or 'onnx' (ONNX Runtime; "
+        "each tower exported once per model into CLIPQ_ONNX_DIR while the worker loads it). "
+        "A GPU worker runs torch either way.",
+    )
+    onnx_dir: str = Field(
+        "",
+        description="Where ONNX exports of the CLIP towers are kept; empty: "
+        "~/.cache/clipq/onnx (compose: in the model-cache volume).",
+    )
     clip_domain_reference: str = Field(
         "",
         description="Folder with the CLIP's domain reference (domain.json + "

@@ -105,9 +105,21 @@ def _detector(spec: str, device: str) -> torch.nn.Module:
         ) from exc
 
 
+def _clip_key() -> tuple[str, str, str, str, str]:
+    """How this process loads its CLIP (:meth:`ClipCache.get`'s arguments)."""
+    settings = get_settings()
+    return (
+        settings.clip_model,
+        settings.device,
+        settings.clip_domain_reference,
+        settings.clip_runtime,
+        settings.onnx_dir,
+    )
+
+
 def clip() -> LoadedClip:
     settings = get_settings()
-    loaded = clip_cache().get(settings.clip_model, settings.device, settings.clip_domain_reference)
+    loaded = clip_cache().get(*_clip_key())
     if settings.fault_oom_above_batch >= 0:
         _inject_oom(loaded, settings.fault_oom_above_batch)
     return loaded
@@ -116,18 +128,15 @@ def clip() -> LoadedClip:
 def description() -> ModelDescription | None:
     """What this process serves, once its CLIP is loaded; None before (a lazy worker's first
     job loads it). :class:`ModelLoadError` when the model's domain.json is broken."""
-    settings = get_settings()
-    model = (settings.clip_model, settings.device, settings.clip_domain_reference)
-    if clip_cache().loaded(*model) is None:
+    key = _clip_key()
+    if clip_cache().loaded(*key) is None:
         return None
-    return _description(*model, settings.resolved_detector_model)
+    return _description(key, get_settings().resolved_detector_model)
 
 
 @cache
-def _description(
-    spec: str, device: str, domain_reference: str, detector_spec: str
-) -> ModelDescription:
-    return describe_clip(clip_cache().get(spec, device, domain_reference), spec, detector_spec)
+def _description(key: tuple[str, str, str, str, str], detector_spec: str) -> ModelDescription:
+    return describe_clip(clip_cache().get(*key), key[0], detector_spec)
 
 
 def _inject_oom(loaded: LoadedClip, limit: int) -> None:

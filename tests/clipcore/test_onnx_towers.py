@@ -1,0 +1,65 @@
+"""The CLIP towers on ONNX Runtime agree with PyTorch, and are exported once per model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from clipcore import onnx_towers
+from clipcore.classify import zero_shot_probabilities
+from clipcore.clip_model import load_clip
+from clipcore.encode import embed_images, embed_texts
+from clipcore.lab import world
+from clipcore.lab.evaluate import scene_set
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx")
+
+
+def test_the_embedded_model_scores_alike_on_both_runtimes(exports: Path) -> None:
+    eager = load_clip("embedded", "cpu")
+    onnx = load_clip("embedded", "cpu", runtime="onnx", onnx_dir=str(exports))
+    assert eager.towers is None and onnx.towers is not None
+    images = [s.image for s in scene_set("alt", seed=7, count=48)]  # the held-out renderer
+    prompts = [f"a photo of a {label}." for label in world.zero_shot_labels()]
+    # texts of several lengths in one batch: the text tower's length is dynamic
+    texts = [*prompts, "a", "a small red circle beside a large blue square on grey"]
+    for a, b in ((embed_images(eager, images), embed_images(onnx, images)),
+                 (embed_texts(eager, texts), embed_texts(onnx, texts))):  # fmt: skip
+        assert torch.nn.functional.cosine_similarity(a, b).min() >= 0.9999
+    probabilities = [
+        zero_shot_probabilities(embed_images(clip, images), embed_texts(clip, prompts), scale)
+        for clip, scale in ((eager, eager.logit_scale), (onnx, onnx.logit_scale))
+    ]
+    assert (probabilities[0] - probabilities[1]).abs().max() <= 1e-4
+    assert torch.equal(probabilities[0].argmax(1), probabilities[1].argmax(1))
+
+
+def test_a_model_is_exported_once_and_its_export_reused(
+    exports: Path, random_clip_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = load_clip(str(random_clip_dir), "cpu", runtime="onnx", onnx_dir=str(exports))
+    assert first.towers is not None
+    files = sorted(first.towers.folder.iterdir())
+    assert [f.name for f in files] == ["image.onnx", "text.onnx"]
+    assert not [p for p in exports.iterdir() if p.name.startswith(".export-")]  # no staging
+
+    def no_export(*_: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_towers, "export_towers", no_export)
+    again = load_clip(str(random_clip_dir), "cpu", runtime="onnx", onnx_dir=str(exports))
+    assert again.towers is not None and again.towers.folder == first.towers.folder
+    size = int(again.processor.image_processor.crop_size["height"])
+    pixels = torch.randn(3, 3, size, size)
+    with torch.inference_mode():
+        expected = again.model.get_image_features(pixel_values=pixels).pooler_output
+    torch.testing.assert_close(again.towers.image_features(pixels), expected, atol=1e-4, rtol=0)
+    # other weights, another export
+    assert onnx_towers.fingerprint(again.model) != onnx_towers.fingerprint(
+        load_clip("embedded", "cpu").model
+    )
