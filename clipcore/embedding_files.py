@@ -71,8 +71,8 @@ def _norms(array: np.ndarray, block: int = 1024) -> np.ndarray:
     squares = np.empty(len(array), np.float32)
     buffer = np.empty((min(block, len(array)), array.shape[1]), np.float32)
     for start in range(0, len(array), block):
-        rows = buffer[: len(array[start : start + block])]
-        np.copyto(rows, array[start : start + block])
+        rows = buffer[: min(block, len(array) - start)]
+        np.copyto(rows, array[start : start + len(rows)])
         squares[start : start + len(rows)] = np.einsum("ij,ij->i", rows, rows)
     return np.sqrt(squares)
 
