@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from bench.common import BATCH_SIZE, measure, photos, run_alone, service, table, warm_up
+from bench.service_vs_raw import raw_clip, raw_images_per_second
 from clipcore.lab import world
 
 RUNTIMES = ("torch", "onnx")
@@ -25,18 +26,10 @@ RUNTIMES = ("torch", "onnx")
 
 def raw_rates(folder: Path, runtime: str, onnx_dir: str, batches: int) -> tuple[float, float]:
     """(images/s, texts/s) of the towers alone."""
-    from clipcore.clip_model import load_clip
-    from clipcore.encode import embed_pixels, embed_texts, preprocess_images
-    from clipcore.images import decode_image
+    from clipcore.encode import embed_texts
 
-    clip = load_clip(str(folder), "cpu", runtime=runtime, onnx_dir=onnx_dir)
-    images = [decode_image(d, "x.jpg", max_pixels=10**8) for d in photos(BATCH_SIZE, seed=1)]
-    pixels = preprocess_images(clip, images)
-    embed_pixels(clip, pixels)  # warm-up
-    started = time.perf_counter()
-    for _ in range(batches):
-        embed_pixels(clip, pixels)
-    image_rate = batches * BATCH_SIZE / (time.perf_counter() - started)
+    image_rate = raw_images_per_second(folder, batches, runtime=runtime, onnx_dir=onnx_dir)
+    clip = raw_clip(folder, runtime, onnx_dir)
     prompts = [f"a photo of a {label}." for label in world.zero_shot_labels()] * 9
     embed_texts(clip, prompts[:8])
     started = time.perf_counter()
@@ -46,12 +39,11 @@ def raw_rates(folder: Path, runtime: str, onnx_dir: str, batches: int) -> tuple[
 
 def agreement(folder: Path, onnx_dir: str) -> float:
     """Minimum cosine between the two runtimes' image embeddings of the same photographs."""
-    from clipcore.clip_model import load_clip
     from clipcore.encode import embed_images
     from clipcore.images import decode_image
 
     images = [decode_image(d, "x.jpg", max_pixels=10**8) for d in photos(64, seed=3)]
-    eager, onnx = (load_clip(str(folder), "cpu", runtime=r, onnx_dir=onnx_dir) for r in RUNTIMES)
+    eager, onnx = (raw_clip(folder, runtime, onnx_dir) for runtime in RUNTIMES)
     a, b = embed_images(eager, images), embed_images(onnx, images)
     return float(torch.nn.functional.cosine_similarity(a, b).min())
 

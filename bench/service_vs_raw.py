@@ -32,12 +32,18 @@ if TYPE_CHECKING:
     from clipcore.clip_model import LoadedClip
 
 
-def raw_images_per_second(folder: Path, batches: int = 4, batch_size: int = BATCH_SIZE) -> float:
+def raw_images_per_second(
+    folder: Path,
+    batches: int = 4,
+    batch_size: int = BATCH_SIZE,
+    runtime: str = "torch",
+    onnx_dir: str = "",
+) -> float:
     """Forward-pass throughput of the model alone on pre-processed pixels."""
     from clipcore.encode import embed_pixels, preprocess_images
     from clipcore.images import decode_image
 
-    clip = _clip(folder)
+    clip = raw_clip(folder, runtime, onnx_dir)
     images = [decode_image(d, "x.jpg", max_pixels=10**8) for d in photos(batch_size, seed=1)]
     pixels = preprocess_images(clip, images)
     embed_pixels(clip, pixels)  # warm-up
@@ -48,10 +54,10 @@ def raw_images_per_second(folder: Path, batches: int = 4, batch_size: int = BATC
 
 
 @cache
-def _clip(folder: Path) -> LoadedClip:
+def raw_clip(folder: Path, runtime: str = "torch", onnx_dir: str = "") -> LoadedClip:
     from clipcore.clip_model import load_clip
 
-    return load_clip(str(folder), "cpu")
+    return load_clip(str(folder), "cpu", runtime=runtime, onnx_dir=onnx_dir)
 
 
 def main(folder: Path, quick: bool = False) -> dict[str, float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from transformers import CLIPModel, CLIPProcessor
@@ -121,36 +121,30 @@ def load_clip(
     return LoadedClip(model, processor, model_id, target, dtype, domain, towers)
 
 
+class ClipLoad(NamedTuple):
+    """How a CLIP is loaded: :func:`load_clip`'s arguments, and a :class:`ClipCache` key."""
+
+    spec: str
+    device: str = "auto"
+    domain_reference: str = ""
+    runtime: str = "torch"
+    onnx_dir: str = ""
+
+
 class ClipCache:
-    """The models this process has loaded, keyed by how they were loaded; loaded on first
-    use."""
+    """The models this process has loaded, one per way of loading; loaded on first use."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[str, ...], LoadedClip] = {}
+        self._models: dict[ClipLoad, LoadedClip] = {}
         self._lock = threading.Lock()
 
-    def get(
-        self,
-        spec: str,
-        device: str = "auto",
-        domain_reference: str = "",
-        runtime: str = "torch",
-        onnx_dir: str = "",
-    ) -> LoadedClip:
-        key = (spec, device, domain_reference, runtime, onnx_dir)
+    def get(self, load: ClipLoad) -> LoadedClip:
         with self._lock:
-            if key not in self._models:
-                self._models[key] = load_clip(*key)
-            return self._models[key]
+            if load not in self._models:
+                self._models[load] = load_clip(*load)
+            return self._models[load]
 
-    def loaded(
-        self,
-        spec: str,
-        device: str = "auto",
-        domain_reference: str = "",
-        runtime: str = "torch",
-        onnx_dir: str = "",
-    ) -> LoadedClip | None:
-        """The model of ``spec`` if this process has loaded it already; never loads."""
+    def loaded(self, load: ClipLoad) -> LoadedClip | None:
+        """The model loaded that way if this process has it already; never loads."""
         with self._lock:
-            return self._models.get((spec, device, domain_reference, runtime, onnx_dir))
+            return self._models.get(load)

@@ -10,7 +10,7 @@ import redis
 import torch
 from redis import RedisError
 
-from clipcore.clip_model import ClipCache, LoadedClip, select_device
+from clipcore.clip_model import ClipCache, ClipLoad, LoadedClip, select_device
 from clipcore.detector import load_detector
 from clipcore.encode import EmbeddingCache
 from clipcore.errors import ModelLoadError
@@ -105,10 +105,10 @@ def _detector(spec: str, device: str) -> torch.nn.Module:
         ) from exc
 
 
-def _clip_key() -> tuple[str, str, str, str, str]:
-    """How this process loads its CLIP (:meth:`ClipCache.get`'s arguments)."""
+def _clip_load() -> ClipLoad:
+    """How this process loads its CLIP."""
     settings = get_settings()
-    return (
+    return ClipLoad(
         settings.clip_model,
         settings.device,
         settings.clip_domain_reference,
@@ -119,7 +119,7 @@ def _clip_key() -> tuple[str, str, str, str, str]:
 
 def clip() -> LoadedClip:
     settings = get_settings()
-    loaded = clip_cache().get(*_clip_key())
+    loaded = clip_cache().get(_clip_load())
     if settings.fault_oom_above_batch >= 0:
         _inject_oom(loaded, settings.fault_oom_above_batch)
     return loaded
@@ -128,15 +128,15 @@ def clip() -> LoadedClip:
 def description() -> ModelDescription | None:
     """What this process serves, once its CLIP is loaded; None before (a lazy worker's first
     job loads it). :class:`ModelLoadError` when the model's domain.json is broken."""
-    key = _clip_key()
-    if clip_cache().loaded(*key) is None:
+    load = _clip_load()
+    if clip_cache().loaded(load) is None:
         return None
-    return _description(key, get_settings().resolved_detector_model)
+    return _description(load, get_settings().resolved_detector_model)
 
 
 @cache
-def _description(key: tuple[str, str, str, str, str], detector_spec: str) -> ModelDescription:
-    return describe_clip(clip_cache().get(*key), key[0], detector_spec)
+def _description(load: ClipLoad, detector_spec: str) -> ModelDescription:
+    return describe_clip(clip_cache().get(load), load.spec, detector_spec)
 
 
 def _inject_oom(loaded: LoadedClip, limit: int) -> None:

@@ -18,7 +18,7 @@ from clipcore.classify import (
     top_k,
     zero_shot_probabilities,
 )
-from clipcore.clip_model import ClipCache, LoadedClip, load_clip, resolve_model_source
+from clipcore.clip_model import ClipCache, ClipLoad, LoadedClip, load_clip, resolve_model_source
 from clipcore.encode import EmbeddingCache, embed_images
 from clipcore.errors import ModelLoadError
 from clipq.errors import JobCancelled
@@ -151,7 +151,8 @@ def test_model_specs(random_clip_dir: Path) -> None:
     with pytest.raises(ModelLoadError, match="does not exist"):
         resolve_model_source("/no/such/folder")
     cache = ClipCache()
-    assert cache.get(str(random_clip_dir), "cpu") is cache.get(str(random_clip_dir), "cpu")
+    load = ClipLoad(str(random_clip_dir), "cpu")
+    assert cache.get(load) is cache.get(ClipLoad(str(random_clip_dir), "cpu"))
 
 
 def test_out_of_memory_halves_the_batch_then_fails_only_what_cannot_fit(
