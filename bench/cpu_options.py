@@ -46,7 +46,7 @@ def main(folder: Path, quick: bool = False) -> dict[str, float]:
         features = features / features.norm(dim=-1, keepdim=True)
         return (LOGIT_SCALE * features @ labels.T).softmax(dim=-1)
 
-    model = clip.model
+    model = clip.family.model
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
 
     @torch.inference_mode()

@@ -24,7 +24,6 @@ from bench.common import photos, run_alone, service, table, through_service, war
 
 def seed_way(folder: Path, images: list[bytes]) -> float:
     """Seconds to classify ``images`` the seed's way."""
-    from clipcore.classify import zero_shot_probabilities
     from clipcore.clip_model import load_clip
     from clipcore.encode import embed_pixels, preprocess_images
     from clipcore.scene_classifier import build_scene_embeddings
@@ -40,7 +39,7 @@ def seed_way(folder: Path, images: list[bytes]) -> float:
             with torch.no_grad():
                 image = Image.open(path).convert("RGB")
                 features = embed_pixels(clip, preprocess_images(clip, [image]))
-                probabilities = zero_shot_probabilities(features, scenes, clip.logit_scale)
+                probabilities = clip.scoring.choice(features, scenes)
                 probabilities[0].argmax().item()
             path.unlink()
         return time.perf_counter() - started

@@ -56,34 +56,9 @@ class PreparedBatch:
     size: int  # images in the batch, decoded or not
 
 
-# CLIP's processor should still resize a proper picture, not one already at its input size.
-INPUT_MARGIN = 2
-# Past this multiple of what the centre crop keeps, the rest of a long picture is cut off
-# before the processor, which would otherwise resize all of it (a 20,000,000 × 2 PNG to
-# 224 × 2.2 billion pixels) only to keep the centre.
-ASPECT_MARGIN = 4
-
-
 def clip_working_size(clip: LoadedClip) -> WorkingSize:
-    """What CLIP's image processor needs of a picture: ``INPUT_MARGIN`` × its input size.
-
-    A processor that resizes the shorter side and cuts the centre also gets long pictures
-    cut to ``ASPECT_MARGIN`` × the centre it keeps. A processor configured otherwise
-    (e.g. ``longest_edge``) gets pictures as they are.
-    """
-    processor = clip.processor.image_processor
-    shortest = processor.size.get("shortest_edge")
-    if shortest:
-        aspect = None
-        if processor.do_center_crop:
-            crop = processor.crop_size
-            kept = max(crop.get("height") or 0, crop.get("width") or 0) or shortest
-            aspect = ASPECT_MARGIN * kept / shortest
-        return WorkingSize(shortest_side=INPUT_MARGIN * shortest, max_aspect=aspect)
-    height, width = processor.size.get("height"), processor.size.get("width")
-    if height and width:  # resized to exactly height × width, aspect ratio ignored
-        return WorkingSize(shortest_side=INPUT_MARGIN * max(height, width))
-    return WorkingSize()
+    """What the model's pre-processing needs of a picture (its family says)."""
+    return clip.family.working_size()
 
 
 def prepare_batch(

@@ -17,6 +17,7 @@ from clipcore.clip_model import LoadedClip
 from clipcore.domain import DomainReference
 from clipcore.domain_check import DomainCheck
 from clipcore.encode import EmbeddingCache, embed_texts
+from clipcore.families import Scoring
 from clipcore.images import DEFAULT_BATCH_PIXELS
 from clipcore.problem import Problem
 from clipcore.prompts import format_prompt
@@ -46,13 +47,6 @@ def cached_classifier(
 ) -> torch.Tensor:
     key = (clip.model_id, tuple(labels), tuple(templates))
     return cache.get_or_compute(key, lambda: build_zero_shot_classifier(clip, labels, templates))
-
-
-def zero_shot_probabilities(
-    image_embeddings: torch.Tensor, classifier: torch.Tensor, logit_scale: float
-) -> torch.Tensor:
-    """Softmax over labels of ``logit_scale`` × cosine similarity: (images, labels)."""
-    return (logit_scale * image_embeddings @ classifier.T).softmax(dim=-1)
 
 
 def top_k(probabilities: torch.Tensor, labels: Sequence[str], k: int) -> list[list[LabelScore]]:
@@ -103,7 +97,7 @@ def classify_uploads(
         uploads,
         embedded,
         classifier,
-        clip.logit_scale,
+        clip.scoring,
         labels=labels,
         top_k_labels=top_k_labels,
         domain=clip.domain,
@@ -114,7 +108,7 @@ def classify_embedded(
     uploads: Sequence[Upload],
     embedded: Sequence[torch.Tensor | Problem],
     classifier: torch.Tensor,
-    logit_scale: float,
+    scoring: Scoring,
     *,
     labels: Sequence[str],
     top_k_labels: int,
@@ -123,7 +117,9 @@ def classify_embedded(
     """Rank ``labels`` for uploads already embedded.
 
     ``embedded`` holds, per upload, its unit embedding or the problem that stopped it;
-    ``classifier`` is the (labels, dim) matrix of :func:`build_zero_shot_classifier`.
+    ``classifier`` is the (labels, dim) matrix of :func:`build_zero_shot_classifier`;
+    ``scoring`` the model's rule (:class:`clipcore.families.Scoring`: softmax for CLIP,
+    each label's sigmoid for SigLIP).
     With a ``domain`` reference each image also gets its domain check, and is
     ``uncertain`` when it is out of the model's domain.
     """
@@ -131,7 +127,7 @@ def classify_embedded(
     ranked: dict[int, list[LabelScore]] = {}
     checks: dict[int, DomainCheck] = {}
     if positions:
-        probabilities = zero_shot_probabilities(matrix, classifier, logit_scale)
+        probabilities = scoring.probabilities(matrix, classifier)
         ranked = dict(zip(positions, top_k(probabilities, labels, top_k_labels), strict=True))
         if domain is not None:
             checks = dict(zip(positions, domain.check(matrix), strict=True))

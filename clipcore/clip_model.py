@@ -1,30 +1,34 @@
-"""Loading CLIP through the ordinary Hugging Face code path, once per process.
+"""Loading a CLIP-like model once per process, whatever its family.
 
-A model spec is ``embedded`` (the small CLIP shipped inside clipcore), a
-local folder, or a hub id such as ``openai/clip-vit-base-patch32``. All three
-go through ``CLIPModel.from_pretrained`` / ``CLIPProcessor.from_pretrained``; on a CPU
-the towers may then run on ONNX Runtime instead (:mod:`clipcore.onnx_towers`).
+A model string (:mod:`clipcore.model_names`) names the model and its library:
+``embedded`` (the small CLIP shipped inside clipcore), ``hf:`` (transformers' CLIP, SigLIP
+or SigLIP2, from a hub id or a folder) or ``open_clip:``; bare hub ids and folders keep
+working. Each family (:mod:`clipcore.families`) loads through its library's ordinary
+code path; on a CPU the towers may then run on ONNX Runtime (:mod:`clipcore.onnx_towers`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
-from transformers import CLIPModel, CLIPProcessor
-from transformers.utils import logging as hf_logging
 
 from clipcore.domain import DomainReference, load_reference
 from clipcore.errors import ModelLoadError
+from clipcore.families import Family, Scoring, load_family
+from clipcore.model_names import Library, parse_model_name
 
 if TYPE_CHECKING:
     from clipcore.onnx_towers import OnnxTowers
 
-EMBEDDED = "embedded"
+log = logging.getLogger(__name__)
+
 DEFAULT_ONNX_DIR = Path("~/.cache/clipq/onnx")
+EMBEDDED_MODEL_ID = "embedded:clip-tiny"
 
 
 def embedded_clip_dir() -> Path:
@@ -34,18 +38,21 @@ def embedded_clip_dir() -> Path:
 
 
 def resolve_model_source(spec: str) -> str:
-    """Turn a model spec into what ``from_pretrained`` takes: a folder path or a hub id."""
-    if spec in ("", EMBEDDED):
+    """Where a transformers model string's library loads from: a folder path or a hub id."""
+    name = parse_model_name(spec)
+    if name.embedded:
         return str(embedded_clip_dir())
-    path = Path(spec).expanduser()
+    if name.library == Library.open_clip:
+        return name.name
+    path = Path(name.name).expanduser()
     if path.exists():
         return str(path)
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+    if name.name.startswith((".", "/", "~")) or name.name.count("/") > 1:
         raise ModelLoadError(
-            f"CLIP model folder {spec!r} does not exist; set CLIPQ_CLIP_MODEL to a folder "
-            "saved with save_pretrained, a hub id, or 'embedded'"
+            f"model folder {name.name!r} does not exist; set CLIPQ_CLIP_MODEL to a folder "
+            "saved with save_pretrained, a hub id, 'open_clip:…' or 'embedded'"
         )
-    return spec
+    return name.name
 
 
 def select_device(setting: str) -> torch.device:
@@ -56,10 +63,9 @@ def select_device(setting: str) -> torch.device:
 
 @dataclass(frozen=True)
 class LoadedClip:
-    """A CLIP model ready for inference, with what is needed to feed it."""
+    """A model ready for inference: its family (inputs, towers, scoring) and where it runs."""
 
-    model: CLIPModel
-    processor: CLIPProcessor
+    family: Family
     model_id: str
     device: torch.device
     dtype: torch.dtype
@@ -70,11 +76,15 @@ class LoadedClip:
 
     @property
     def embedding_dim(self) -> int:
-        return self.model.config.projection_dim or 0
+        return self.family.shape.embedding_dim
 
     @property
-    def logit_scale(self) -> float:
-        return float(self.model.logit_scale.detach().exp())
+    def scoring(self) -> Scoring:
+        return self.family.scoring
+
+    @property
+    def runtime(self) -> str:
+        return "torch" if self.towers is None else "onnx"
 
 
 def load_clip(
@@ -84,28 +94,21 @@ def load_clip(
     runtime: str = "torch",
     onnx_dir: str = "",
 ) -> LoadedClip:
-    """Load model and processor from ``spec``, on ``device``, in fp16 on a GPU.
+    """Load the model ``spec`` names, on ``device``, in fp16 on a GPU.
 
     The domain reference comes from ``domain_reference`` (a folder) when given, else from
     the model's own folder when it has one (the embedded model does). ``runtime`` "onnx"
     runs the towers on ONNX Runtime on a CPU, exported into ``onnx_dir`` once per model
-    (:mod:`clipcore.onnx_towers`); a GPU keeps torch's.
+    (:mod:`clipcore.onnx_towers`); a GPU keeps torch's, as does a family that cannot be
+    exported (SigLIP2's NaFlex), which is logged.
     """
+    name = parse_model_name(spec)
     source = resolve_model_source(spec)
     target = select_device(device)
     dtype = torch.float16 if target.type == "cuda" else torch.float32
-    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in logs and the CLI
-    try:
-        model = CLIPModel.from_pretrained(source, dtype=dtype)
-        processor = CLIPProcessor.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"cannot load CLIP from {spec!r} ({exc}); check CLIPQ_CLIP_MODEL, and for a hub id "
-            "that the machine can reach the hub or has the model in its cache"
-        ) from exc
-    model.eval().to(target)
-    model_id = "embedded:clip-tiny" if spec in ("", EMBEDDED) else spec
-    folder = domain_reference or (source if Path(source).is_dir() else "")
+    family = load_family(name, source, target, dtype)
+    model_id = EMBEDDED_MODEL_ID if name.embedded else spec
+    folder = domain_reference or (str(family.folder) if family.folder is not None else "")
     domain = load_reference(folder) if folder else None
     if domain_reference and domain is None:
         raise ModelLoadError(
@@ -114,11 +117,14 @@ def load_clip(
         )
     towers = None
     if runtime == "onnx" and target.type == "cpu":
-        from clipcore.onnx_towers import onnx_towers
+        if family.onnx_exportable:
+            from clipcore.onnx_towers import onnx_towers
 
-        cache = Path(onnx_dir).expanduser() if onnx_dir else DEFAULT_ONNX_DIR.expanduser()
-        towers = onnx_towers(model, processor, cache, torch.get_num_threads())
-    return LoadedClip(model, processor, model_id, target, dtype, domain, towers)
+            cache = Path(onnx_dir).expanduser() if onnx_dir else DEFAULT_ONNX_DIR.expanduser()
+            towers = onnx_towers(family, cache, torch.get_num_threads())
+        else:
+            log.warning("%s (%s) has no ONNX export; its towers run on torch", spec, family.name)
+    return LoadedClip(family, model_id, target, dtype, domain, towers)
 
 
 class ClipLoad(NamedTuple):

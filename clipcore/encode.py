@@ -1,4 +1,4 @@
-"""CLIP encoding in three steps: pre-processing (CPU), the forward pass (device), and
+"""Encoding in three steps: pre-processing (CPU), the forward pass (device), and
 normalisation. Keeping them apart is what lets callers batch and overlap them.
 """
 
@@ -22,7 +22,7 @@ def preprocess_images(clip: LoadedClip, images: Sequence[Image.Image]) -> torch.
     is a fast DMA that ``non_blocking`` can overlap.
     """
     with _own_thread_only(clip):
-        pixels = clip.processor(images=list(images), return_tensors="pt")["pixel_values"]
+        pixels = clip.family.preprocess(images)
     return pixels.pin_memory() if clip.device.type == "cuda" else pixels
 
 
@@ -49,9 +49,7 @@ def _own_thread_only(clip: LoadedClip) -> Iterator[None]:
 
 
 def tokenize(clip: LoadedClip, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-    return dict(
-        clip.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True)
-    )
+    return clip.family.tokenize(texts)
 
 
 @torch.inference_mode()
@@ -60,8 +58,7 @@ def embed_pixels(clip: LoadedClip, pixel_values: torch.Tensor) -> torch.Tensor:
     if clip.towers is not None:
         return _normalise(clip.towers.image_features(pixel_values))
     pixels = pixel_values.to(clip.device, dtype=clip.dtype, non_blocking=True)
-    features = clip.model.get_image_features(pixel_values=pixels).pooler_output
-    return _normalise(features)
+    return _normalise(clip.family.image_features(pixels))
 
 
 @torch.inference_mode()
@@ -74,7 +71,7 @@ def embed_texts(clip: LoadedClip, texts: Sequence[str], batch_size: int = 256) -
             chunks.append(_normalise(clip.towers.text_features(tokens)))
             continue
         tokens = {name: tensor.to(clip.device) for name, tensor in tokens.items()}
-        chunks.append(_normalise(clip.model.get_text_features(**tokens).pooler_output))
+        chunks.append(_normalise(clip.family.text_features(tokens)))
     return torch.cat(chunks)
 
 

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clipcore.errors import ModelLoadError
+from clipcore.model_names import EMBEDDED
 
 if TYPE_CHECKING:
     from clipcore.clip_model import LoadedClip
 
 DOMAIN_FILE = "domain.json"
-EMBEDDED = "embedded"
 # What the README and docker-compose.yml run for photographs.
 PHOTO_CLIP = "openai/clip-vit-base-patch32"
 COCO_DETECTOR = "torchvision:COCO_V1"
@@ -79,19 +79,33 @@ class ModelDescription(BaseModel):
     """One worker's models: the CLIP (what it reads, what it knows) and the detector."""
 
     id: str = Field(
-        description="The CLIP as configured (CLIPQ_CLIP_MODEL): 'embedded', a Hugging Face hub "
-        "id such as 'openai/clip-vit-base-patch32', or a folder."
+        description="The model string as configured (CLIPQ_CLIP_MODEL), which jobs and "
+        "collections name it by: 'embedded', 'hf:<hub id or folder>', 'open_clip:<name>', "
+        "or a bare hub id or folder."
     )
     model: str = Field(description="The model id job results carry, e.g. 'embedded:clip-tiny'.")
     kind: ModelKind = Field(
         description="'embedded-demo': the small CLIP shipped with clipcore, which knows only "
         "generated coloured shapes (photographs get meaningless answers); 'clip': any other."
     )
+    family: str = Field(
+        "clip",
+        description="Its family: 'clip', 'siglip' or 'siglip2' (transformers), or 'open_clip'.",
+    )
+    scoring: str = Field(
+        "softmax",
+        description="How label probabilities are made: 'softmax' (CLIP: shared among the "
+        "labels given, summing to 1) or 'sigmoid' (SigLIP: each label on its own).",
+    )
+    runtime: str = Field(
+        "torch", description="What runs its towers: 'torch' or 'onnx' (ONNX Runtime)."
+    )
     input_size: int = Field(
-        description="Side in pixels of the square its vision tower reads; every image is "
-        "resized and centre-cropped to it."
+        description="Side in pixels of the square its vision tower reads (SigLIP2's NaFlex: "
+        "of the square of as many patches, each image keeping its aspect ratio)."
     )
     embedding_dim: int = Field(description="Length of its image and text embeddings.")
+    context_length: int = Field(0, description="Tokens its text tower reads; longer texts are cut.")
     knows: ModelKnowledge | None = Field(
         description="What it was trained on, when its folder says (domain.json); null for a "
         "general-purpose CLIP."
@@ -194,22 +208,24 @@ def describe(
 
 
 def describe_clip(clip: LoadedClip, spec: str, detector_spec: str) -> ModelDescription:
-    """Describe a CLIP loaded by :func:`clipcore.clip_model.load_clip` from ``spec``.
+    """Describe a model loaded by :func:`clipcore.clip_model.load_clip` from ``spec``.
 
-    Input size and embedding length come from the loaded config; what it knows from the
-    ``domain.json`` beside its weights (``name_or_path`` is the folder it was loaded from,
-    or the hub id).
+    Its shape and scoring come from its family; what it knows from the ``domain.json``
+    beside its weights, when it was loaded from a folder.
     """
-    config = clip.model.config
-    source = Path(str(clip.model.name_or_path))
+    family = clip.family
     description = describe(
         spec=spec,
         model_id=clip.model_id,
-        folder=source if source.is_dir() else None,
-        input_size=int(config.vision_config.image_size),
-        embedding_dim=int(config.projection_dim),
+        folder=family.folder,
+        input_size=family.shape.input_size,
+        embedding_dim=family.shape.embedding_dim,
         detector_spec=detector_spec,
     )
+    description.family = family.name
+    description.scoring = family.scoring.rule
+    description.runtime = clip.runtime
+    description.context_length = family.shape.context_length
     if clip.domain is not None:
         description.domain_check = clip.domain.made_from
     return description

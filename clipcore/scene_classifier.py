@@ -1,8 +1,9 @@
 """Scene classification with CLIP: per-scene probabilities from prompt ensembles.
 
 Each scene of a taxonomy becomes one text embedding, the normalised mean of
-its prompts' embeddings; an image's scene probabilities are the softmax of
-``logit_scale`` × cosine similarity over the scenes. The pure rules that turn
+its prompts' embeddings; an image's scene probabilities are the softmax of the
+model's logits over the scenes (``Scoring.choice``: one scene holds, whatever the
+family's own per-label rule). The pure rules that turn
 probabilities into recommendations live in :mod:`clipcore.scenes`.
 
 :class:`SceneClassifier` is the in-process facade for reconstruction scripts
@@ -25,7 +26,7 @@ from clipcore.batching import (
     embed_uploads,
     stack_embedded,
 )
-from clipcore.classify import build_zero_shot_classifier, zero_shot_probabilities
+from clipcore.classify import build_zero_shot_classifier
 from clipcore.clip_model import LoadedClip, load_clip
 from clipcore.encode import EmbeddingCache, embed_images
 from clipcore.errors import InvalidImage
@@ -120,7 +121,7 @@ def scenes_from_embedded(
     positions, matrix = stack_embedded(embedded)
     predictions: dict[int, SceneImageResult] = {}
     if positions:
-        probabilities = zero_shot_probabilities(matrix, scenes, clip.logit_scale).tolist()
+        probabilities = clip.scoring.choice(matrix, scenes).tolist()
         checks = clip.domain.check(matrix) if clip.domain is not None else [None] * len(positions)
         for position, row, check in zip(positions, probabilities, checks, strict=True):
             predictions[position] = scene_image_result(
@@ -215,7 +216,7 @@ class SceneClassifier:
         if isinstance(image, Image.Image):
             embedding = embed_images(self.clip, [image])
             scenes = cached_scene_embeddings(self._cache, self.clip, self.taxonomy)
-            row = zero_shot_probabilities(embedding, scenes, self.clip.logit_scale)[0].tolist()
+            row = self.clip.scoring.choice(embedding, scenes)[0].tolist()
             domain = self.clip.domain
             return scene_image_result(
                 self.taxonomy,
@@ -234,9 +235,7 @@ class SceneClassifier:
     def scene_probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """(images, scenes) probabilities for decoded RGB images."""
         scenes = cached_scene_embeddings(self._cache, self.clip, self.taxonomy)
-        return zero_shot_probabilities(
-            embed_images(self.clip, images), scenes, self.clip.logit_scale
-        )
+        return self.clip.scoring.choice(embed_images(self.clip, images), scenes)
 
     def get_top_prediction(self, image: str | Path | bytes | Image.Image) -> tuple[str, float]:
         """(scene name, confidence in [0, 1]) of the image's most probable scene."""

@@ -172,7 +172,7 @@ def _result(
             uploads,
             embedded,
             cached_classifier(models.text_cache, models.clip, labels, [template]),
-            models.clip.logit_scale,
+            models.clip.scoring,
             labels=labels,
             top_k_labels=payload.top_k,
             domain=models.clip.domain,

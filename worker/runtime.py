@@ -141,15 +141,15 @@ def _description(load: ClipLoad, detector_spec: str) -> ModelDescription:
 
 def _inject_oom(loaded: LoadedClip, limit: int) -> None:
     """Testing only: make the vision tower fail as a full GPU does, for batches over ``limit``."""
-    model = loaded.model
-    if getattr(model, "_clipq_oom_limit", None) == limit:
+    family = loaded.family
+    if getattr(family, "_clipq_oom_limit", None) == limit:
         return
-    real = type(model).get_image_features.__get__(model)
+    real = type(family).image_features.__get__(family)
 
-    def get_image_features(pixel_values: torch.Tensor, **kwargs: object) -> object:
-        if pixel_values.shape[0] > limit:
+    def image_features(pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.shape[0] > limit:
             raise torch.OutOfMemoryError(f"CUDA out of memory (injected: batch over {limit})")
-        return real(pixel_values=pixel_values, **kwargs)
+        return real(pixels)
 
-    setattr(model, "get_image_features", get_image_features)  # noqa: B010 - a fault, on purpose
-    setattr(model, "_clipq_oom_limit", limit)  # noqa: B010
+    setattr(family, "image_features", image_features)  # noqa: B010 - a fault, on purpose
+    setattr(family, "_clipq_oom_limit", limit)  # noqa: B010

@@ -156,7 +156,7 @@ def measure(
     per renderer, the time spent drawing images and embedding them."""
     results: dict = {f: {} for f in families}
     seconds: dict = {}
-    input_size = clip.model.config.vision_config.image_size
+    input_size = clip.family.shape.input_size
     for r in renderers:
         draw = embed = 0.0
         clean = None

@@ -66,7 +66,7 @@ def test_the_processor_is_handed_working_size_pictures_and_small_ones_untouched(
     batch = prepare_batch(clip, uploads(datas), 0, BIG)
     assert calls.sizes == [[(85, 64), (12, 3), (40, 30)]]
     assert batch.indices == [0, 1, 2] and batch.pixel_values is not None
-    direct = clip.processor(
+    direct = clip.family.processor(
         images=[Image.open(io.BytesIO(small)).convert("RGB")], return_tensors="pt"
     )
     assert torch.equal(batch.pixel_values[2], direct["pixel_values"][0])

@@ -16,7 +16,6 @@ from clipcore.classify import (
     classify_uploads,
     format_prompts,
     top_k,
-    zero_shot_probabilities,
 )
 from clipcore.clip_model import ClipCache, ClipLoad, LoadedClip, load_clip, resolve_model_source
 from clipcore.encode import EmbeddingCache, embed_images
@@ -86,7 +85,7 @@ def test_top_k_orders_and_limits() -> None:
 def test_probabilities_sum_to_one(clip: LoadedClip) -> None:
     classifier = build_zero_shot_classifier(clip, LABELS, ["{}"])
     embeddings = embed_images(clip, [Image.new("RGB", (30, 30), (9, 9, 9))])
-    total = zero_shot_probabilities(embeddings, classifier, clip.logit_scale).sum()
+    total = clip.scoring.probabilities(embeddings, classifier).sum()
     assert float(total) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -163,24 +162,24 @@ def test_out_of_memory_halves_the_batch_then_fails_only_what_cannot_fit(
 
     pixels = preprocess_images(clip, [Image.new("RGB", (20, 20), (i, 0, 0)) for i in range(5)])
     expected = embed_fitting(clip, pixels)
-    real = clip.model.get_image_features
+    real = clip.family.image_features
     sizes: list[int] = []
 
-    def small_device(pixel_values, **kwargs):
-        sizes.append(len(pixel_values))
-        if len(pixel_values) > 2:
+    def small_device(pixels):
+        sizes.append(len(pixels))
+        if len(pixels) > 2:
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real(pixel_values=pixel_values, **kwargs)
+        return real(pixels)
 
-    monkeypatch.setattr(clip.model, "get_image_features", small_device)
+    monkeypatch.setattr(clip.family, "image_features", small_device)
     halved = embed_fitting(clip, pixels)
     assert sizes == [5, 2, 3, 1, 2]
     for got, want in zip(halved, expected, strict=True):
         assert torch.allclose(got, want, atol=1e-5)
 
-    def nothing_fits(pixel_values, **kwargs):
+    def nothing_fits(pixels):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(clip.model, "get_image_features", nothing_fits)
+    monkeypatch.setattr(clip.family, "image_features", nothing_fits)
     problems = embed_fitting(clip, pixels[:2])
     assert [p.status for p in problems] == [507, 507]

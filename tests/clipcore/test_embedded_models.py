@@ -78,7 +78,7 @@ def test_shipped_files_and_sizes():
 
 
 def test_clip_config_matches_tokenizer(clip):
-    model, processor = clip.model, clip.processor
+    model, processor = clip.family.model, clip.family.processor
     tok = processor.tokenizer
     assert model.config.text_config.eos_token_id == tok.eos_token_id
     assert model.config.text_config.vocab_size >= len(tok)
@@ -125,7 +125,7 @@ def test_text_to_image_retrieval(clip):
 
 def test_text_embedding_is_pooled_at_eos(clip):
     """Padding does not change a caption's embedding (pooling uses the first eos)."""
-    model, processor = clip.model, clip.processor
+    model, processor = clip.family.model, clip.family.processor
     tok = processor.tokenizer
     short = tok(["a red circle"], return_tensors="pt")
     padded = tok(

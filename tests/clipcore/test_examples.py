@@ -32,7 +32,7 @@ def test_every_example_shows_only_what_the_demo_model_knows() -> None:
 
 def test_the_demo_model_gives_each_example_its_expected_label() -> None:
     """What the page promises a newcomer: one click, a correct answer (also checked e2e)."""
-    from clipcore.classify import build_zero_shot_classifier, zero_shot_probabilities
+    from clipcore.classify import build_zero_shot_classifier
     from clipcore.clip_model import load_clip
     from clipcore.encode import embed_images
 
@@ -40,9 +40,7 @@ def test_the_demo_model_gives_each_example_its_expected_label() -> None:
     for example in EXAMPLES:
         image = Image.open(OUT / example.file).convert("RGB")
         labels = build_zero_shot_classifier(clip, example.labels, [example.prompt_template])
-        probabilities = zero_shot_probabilities(
-            embed_images(clip, [image]), labels, clip.logit_scale
-        )
+        probabilities = clip.scoring.probabilities(embed_images(clip, [image]), labels)
         top = int(probabilities[0].argmax())
         assert example.labels[top] == example.expected, example.name
         assert float(probabilities[0, top]) > 0.8, example.name

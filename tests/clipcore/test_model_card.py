@@ -84,7 +84,7 @@ def test_a_general_clip_has_no_domain_and_needs_no_advice(random_clip_dir: Path)
     description = describe_clip(clip, str(random_clip_dir), "torchvision:COCO_V1")
     assert description.kind == ModelKind.clip
     assert description.id == str(random_clip_dir)
-    assert description.input_size == clip.model.config.vision_config.image_size
+    assert description.input_size == clip.family.model.config.vision_config.image_size
     assert description.knows is None and description.advice is None
     assert description.detector.kind == DetectorKind.coco
     # ...but beside the embedded detector it is told how to get one for photographs.

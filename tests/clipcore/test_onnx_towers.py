@@ -1,4 +1,4 @@
-"""The CLIP towers on ONNX Runtime agree with PyTorch, and are exported once per model."""
+"""The towers on ONNX Runtime agree with PyTorch, and are exported once per model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from clipcore import onnx_towers
-from clipcore.classify import zero_shot_probabilities
 from clipcore.clip_model import load_clip
 from clipcore.encode import embed_images, embed_texts
 from clipcore.lab import world
@@ -32,8 +31,8 @@ def test_the_embedded_model_scores_alike_on_both_runtimes(exports: Path) -> None
                  (embed_texts(eager, texts), embed_texts(onnx, texts))):  # fmt: skip
         assert torch.nn.functional.cosine_similarity(a, b).min() >= 0.9999
     probabilities = [
-        zero_shot_probabilities(embed_images(clip, images), embed_texts(clip, prompts), scale)
-        for clip, scale in ((eager, eager.logit_scale), (onnx, onnx.logit_scale))
+        clip.scoring.probabilities(embed_images(clip, images), embed_texts(clip, prompts))
+        for clip in (eager, onnx)
     ]
     assert (probabilities[0] - probabilities[1]).abs().max() <= 1e-4
     assert torch.equal(probabilities[0].argmax(1), probabilities[1].argmax(1))
@@ -54,12 +53,42 @@ def test_a_model_is_exported_once_and_its_export_reused(
     monkeypatch.setattr(onnx_towers, "export_towers", no_export)
     again = load_clip(str(random_clip_dir), "cpu", runtime="onnx", onnx_dir=str(exports))
     assert again.towers is not None and again.towers.folder == first.towers.folder
-    size = int(again.processor.image_processor.crop_size["height"])
+    size = again.family.shape.input_size
     pixels = torch.randn(3, 3, size, size)
     with torch.inference_mode():
-        expected = again.model.get_image_features(pixel_values=pixels).pooler_output
+        expected = again.family.image_features(pixels)
     torch.testing.assert_close(again.towers.image_features(pixels), expected, atol=1e-4, rtol=0)
     # other weights, another export
-    assert onnx_towers.fingerprint(again.model) != onnx_towers.fingerprint(
-        load_clip("embedded", "cpu").model
+    assert onnx_towers.fingerprint(again.family) != onnx_towers.fingerprint(
+        load_clip("embedded", "cpu").family
     )
+
+
+@pytest.mark.parametrize("family", ["siglip", "open_clip_sigmoid"])
+def test_other_families_export_and_agree(exports: Path, tmp_path: Path, family: str) -> None:
+    """SigLIP (texts padded to the context) and open_clip (one text input) export too."""
+    from PIL import Image
+
+    from tests.support import build_random_open_clip, build_random_siglip
+
+    folder = (
+        build_random_siglip(tmp_path / family)
+        if family == "siglip"
+        else build_random_open_clip(tmp_path / family, sigmoid=True)
+    )
+    eager = load_clip(str(folder), "cpu")
+    onnx = load_clip(str(folder), "cpu", runtime="onnx", onnx_dir=str(exports))
+    assert onnx.towers is not None and onnx.runtime == "onnx"
+    images = [Image.new("RGB", (40 + 9 * i, 30), (20 * i, 90, 200 - 20 * i)) for i in range(5)]
+    texts = ["a", "a red circle", "a photo of a bird, a car and a truck"]
+    for a, b in ((embed_images(eager, images), embed_images(onnx, images)),
+                 (embed_texts(eager, texts), embed_texts(onnx, texts))):  # fmt: skip
+        assert torch.nn.functional.cosine_similarity(a, b).min() >= 0.9999
+
+
+def test_siglip2_runs_on_torch_when_asked_for_onnx(exports: Path, tmp_path: Path) -> None:
+    from tests.support import build_random_siglip
+
+    folder = build_random_siglip(tmp_path / "siglip2", version=2)
+    clip = load_clip(str(folder), "cpu", runtime="onnx", onnx_dir=str(exports))
+    assert clip.towers is None and clip.runtime == "torch"
