@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from clipcore.errors import InvalidInput
 from clipcore.prompts import Label
+from clipq.settings import Settings
 
 MAX_METADATA_BYTES = 4096
 MAX_METADATA_DEPTH = 8
@@ -118,3 +119,21 @@ def ingest_metadata(fields: list[str] | None, count: int) -> list[dict[str, Any]
             raise InvalidInput.for_field(field, "must be a JSON object")
         parsed.append(value)
     return parsed
+
+
+MODEL_FIELD = (
+    "The model to run on, one of GET /v1/models (a model string such as 'embedded' or "
+    "'hf:openai/clip-vit-base-patch32'); default: the deployment's first."
+)
+
+
+def served_model(settings: Settings, requested: str | None, field: str = "model") -> str:
+    """The served model a request names (its default when none); a 422 naming ``field`` when
+    the deployment does not serve it."""
+    model = settings.served_model(requested or "")
+    if model is None:
+        served = ", ".join(repr(m) for m in settings.served_models)
+        raise InvalidInput.for_field(
+            field, f"{requested!r} is not served here; this deployment serves {served}"
+        )
+    return model

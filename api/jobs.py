@@ -78,18 +78,21 @@ class JobSubmitter:
         uploads: Sequence[AcceptedUpload],
         total: int,
         callback_url: str = "",
+        *,
+        model: str,
     ) -> Job:
+        """Store and queue the job for the workers of ``model`` (a served model string)."""
         job_id = uuid.uuid4().hex
         key = self.idempotency_key
         if key:
             fingerprint = hashlib.sha256(
-                (payload.model_dump_json() + "\n" + callback_url).encode()
+                "\n".join((payload.model_dump_json(), callback_url, model)).encode()
             ).hexdigest()
             earlier = await self.store.claim_idempotency_key(self.owner, key, job_id, fingerprint)
             if earlier is not None:
                 return await self._replay(*earlier, fingerprint)
         try:
-            return await self._create(job_id, payload, uploads, total, callback_url)
+            return await self._create(job_id, payload, uploads, total, callback_url, model)
         except BaseException:
             if key:  # nothing was accepted: the key stays free for a retry
                 await self.store.release_idempotency_key(self.owner, key)
@@ -112,6 +115,7 @@ class JobSubmitter:
         uploads: Sequence[AcceptedUpload],
         total: int,
         callback_url: str,
+        model: str,
     ) -> Job:
         settings = self.settings
         reserved = await self.store.reserve_queue_place(
@@ -131,9 +135,15 @@ class JobSubmitter:
         blobs = {upload.ref.sha256: upload.data for upload in uploads}
         try:
             job = await self.store.create_job(
-                job_id, payload, blobs.items(), total, owner=self.owner, callback_url=callback_url
+                job_id,
+                payload,
+                blobs.items(),
+                total,
+                owner=self.owner,
+                callback_url=callback_url,
+                model=model,
             )
-            await self.queue.enqueue(JobKind(payload.kind), job_id)
+            await self.queue.enqueue(JobKind(payload.kind), job_id, model)
         except BaseException as exc:
             # The client hears of a failure, so nothing of this job may stay behind.
             await self.store.discard_job(job_id, self.owner)

@@ -7,11 +7,11 @@ from celery import Celery
 
 from clipq.contracts.jobs import JobKind
 from clipq.transport import (
-    INFERENCE_QUEUE,
     SEARCH_SHARD_TASK,
     TASK_NAMES,
     WEBHOOK_QUEUE,
     WEBHOOK_TASK,
+    inference_queue,
     shard_queue,
 )
 
@@ -30,10 +30,11 @@ class JobQueue:
             broker_connection_max_retries=0,
         )
 
-    async def enqueue(self, kind: JobKind, job_id: str) -> None:
-        await to_thread.run_sync(self._send, kind, job_id)
+    async def enqueue(self, kind: JobKind, job_id: str, model: str) -> None:
+        """Queue the job for the workers that serve ``model``."""
+        await to_thread.run_sync(self._send, kind, job_id, model)
 
-    def _send(self, kind: JobKind, job_id: str) -> None:
+    def _send(self, kind: JobKind, job_id: str, model: str) -> None:
         if kind == JobKind.search and self.shards > 1:
             for shard in range(self.shards):
                 self._celery.send_task(
@@ -45,7 +46,11 @@ class JobQueue:
                 )
             return
         self._celery.send_task(
-            TASK_NAMES[kind], args=[job_id], queue=INFERENCE_QUEUE, task_id=job_id, retry=False
+            TASK_NAMES[kind],
+            args=[job_id],
+            queue=inference_queue(model),
+            task_id=job_id,
+            retry=False,
         )
 
     async def notify(self, job_id: str) -> None:

@@ -45,6 +45,14 @@ class ModelName:
         return EMBEDDED if self.embedded else f"{self.library}:{self.name}"
 
 
+def model_key(spec: str) -> str:
+    """A model string as every process of a deployment writes it, for routing jobs and
+    binding collections: 'embedded' for its spellings, the bare id for 'hf:<id>'. No file
+    is looked at (the API has none), unlike :func:`parse_model_name`."""
+    spec = spec.strip()
+    return EMBEDDED if spec in ("", EMBEDDED) else spec.removeprefix(f"{Library.transformers}:")
+
+
 def parse_model_name(spec: str) -> ModelName:
     """Parse a model string (see the module's docstring); :class:`ModelLoadError` if empty."""
     spec = spec.strip()

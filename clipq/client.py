@@ -65,8 +65,10 @@ class ClipqClient:
         speed: Speed = Speed.balanced,
         taxonomy: Taxonomy | None = None,
         progress: bool = True,
+        model: str | None = None,
     ) -> ScenesResult:
-        """Classify files in jobs of :data:`CHUNK`; a file the service refuses becomes its error."""
+        """Classify files in jobs of :data:`CHUNK` (on ``model``, one the service serves; None:
+        its default); a file the service refuses becomes its error."""
         entries: dict[int, SceneImage] = {}
         readable: list[tuple[int, Path, bytes]] = []
         for index, path in enumerate(paths):
@@ -78,7 +80,7 @@ class ClipqClient:
         with tqdm(total=len(readable), unit="img", disable=not progress) as bar:
             for start in range(0, len(readable), CHUNK):
                 chunk = readable[start : start + CHUNK]
-                result = self._scenes_chunk(chunk, speed, taxonomy, entries, bar)
+                result = self._scenes_chunk(chunk, speed, taxonomy, model, entries, bar)
                 bar.n = start + len(chunk)
         if result is None:  # nothing readable
             raise RelayedProblem(
@@ -92,6 +94,7 @@ class ClipqClient:
         chunk: list[tuple[int, Path, bytes]],
         speed: Speed,
         taxonomy: Taxonomy | None,
+        model: str | None,
         entries: dict[int, SceneImage],
         bar: tqdm,
     ) -> ScenesResult | None:
@@ -103,6 +106,8 @@ class ClipqClient:
             files.append(("speed", (None, str(speed))))
             if taxonomy is not None:
                 files.append(("taxonomy", (None, taxonomy.model_dump_json())))
+            if model:
+                files.append(("model", (None, model)))
             response = self.http.post("/v1/scenes", files=files)
             refused = _refused_index(response)
             if refused is None:
@@ -121,8 +126,11 @@ class ClipqClient:
 
     # --- collections ------------------------------------------------------------------
 
-    def collection(self, name_or_id: str, *, create: bool = False) -> Collection:
-        """The collection with this id or name; created (by name) when ``create`` is set."""
+    def collection(
+        self, name_or_id: str, *, create: bool = False, model: str | None = None
+    ) -> Collection:
+        """The collection with this id or name; created (by name, bound to ``model``, None:
+        the service's default) when ``create`` is set."""
         response = self.http.get(f"/v1/collections/{name_or_id}")
         if response.status_code == 200:
             return Collection.model_validate_json(response.content)
@@ -133,7 +141,8 @@ class ClipqClient:
             raise RelayedProblem(
                 Problem(title="Not found", status=404, detail=f"no collection {name_or_id!r}")
             )
-        created = self._check(self.http.post("/v1/collections", json={"name": name_or_id}))
+        body = {"name": name_or_id, **({"model": model} if model else {})}
+        created = self._check(self.http.post("/v1/collections", json=body))
         return Collection.model_validate_json(created.content)
 
     def _list_collections(self) -> list[Collection]:

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clipcore.images import DEFAULT_BATCH_PIXELS
+from clipcore.model_names import model_key
 
 
 class Settings(BaseSettings):
@@ -24,8 +25,17 @@ class Settings(BaseSettings):
     )
     clip_model: str = Field(
         "embedded",
-        description="CLIP to load: 'embedded' (the model shipped in clipcore), a Hugging Face "
-        "hub id such as 'openai/clip-vit-base-patch32', or a local folder.",
+        description="The model this worker serves, as a model string: 'embedded' (the CLIP "
+        "shipped in clipcore), 'hf:<hub id or folder>' (transformers' CLIP, SigLIP or "
+        "SigLIP2), 'open_clip:<hf-hub:org/repo | local-dir:folder | Arch/tag>', or a bare hub "
+        "id or folder. It takes the jobs of its own queue (clipq.inference.<model>).",
+    )
+    models: str = Field(
+        "",
+        description="The models this deployment serves, comma-separated, the default first "
+        "(e.g. 'embedded,hf:openai/clip-vit-base-patch32'): a job or collection may name one "
+        "('model'), and is queued for the workers whose CLIPQ_CLIP_MODEL it is. Empty: "
+        "CLIPQ_CLIP_MODEL alone.",
     )
     clip_runtime: Literal["torch", "onnx"] = Field(
         "torch",
@@ -180,7 +190,7 @@ class Settings(BaseSettings):
         -1,
         ge=-1,
         description="The shard this worker holds and searches (start it with -Q "
-        "clipq.shard.N); -1: whole collections, from the clipq.inference queue.",
+        "clipq.shard.N); -1: whole collections, from its model's queue (clipq.inference.<model>).",
     )
     index_nprobe: int = Field(
         32, ge=1, le=65_536, description="Inverted lists an approximate search visits."
@@ -280,6 +290,19 @@ class Settings(BaseSettings):
     preload_model: bool = Field(
         True, description="Load the model when a worker process starts, not on its first job."
     )
+
+    @property
+    def served_models(self) -> list[str]:
+        """The deployment's models, the default first (CLIPQ_MODELS, else CLIPQ_CLIP_MODEL)."""
+        named = [model.strip() for model in self.models.split(",") if model.strip()]
+        return named or [self.clip_model]
+
+    def served_model(self, requested: str) -> str | None:
+        """The served model a job's ``model`` names ('' for the default); None if none."""
+        if not requested.strip():
+            return self.served_models[0]
+        wanted = model_key(requested)
+        return next((m for m in self.served_models if model_key(m) == wanted), None)
 
     @property
     def resolved_detector_model(self) -> str:

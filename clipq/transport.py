@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from clipcore.model_names import model_key
 from clipq.contracts.jobs import JobKind
 
-INFERENCE_QUEUE = "clipq.inference"
+INFERENCE_QUEUE = "clipq.inference"  # each model's queue is named under it
 WEBHOOK_QUEUE = "clipq.webhooks"  # deliveries never wait behind inference, nor it behind them
 WEBHOOK_TASK = "clipq.webhook"
 TASK_NAMES: dict[JobKind, str] = {
@@ -17,6 +18,11 @@ TASK_NAMES: dict[JobKind, str] = {
 }
 SEARCH_SHARD_TASK = "clipq.search_shard"  # one shard's part of a search (worker.search)
 INDEX_TASK = "clipq.index"  # a worker's index of a collection, brought up to date after imports
+
+
+def inference_queue(model: str) -> str:
+    """The queue of the workers that serve ``model`` (their CLIPQ_CLIP_MODEL)."""
+    return f"{INFERENCE_QUEUE}.{model_key(model)}"
 
 
 def shard_queue(number: int) -> str:

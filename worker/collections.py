@@ -16,6 +16,7 @@ from clipcore.clip_model import LoadedClip
 from clipcore.encode import embed_texts
 from clipcore.ingest import CropSettings, PreparedImage, prepare_images
 from clipcore.metrics import mean
+from clipcore.model_names import model_key
 from clipcore.problem import Problem
 from clipcore.retrieval import CollectionIndex
 from clipcore.schemas import RerankMode
@@ -191,7 +192,7 @@ def require_collection(
     collection = store.get(collection_id)
     if collection is None:
         raise NotFound(f"no collection {collection_id!r}")
-    if collection.model != model:
+    if model_key(collection.model) != model_key(model):
         raise Conflict(
             f"collection {collection.name!r} holds embeddings of {collection.model!r}, "
             f"but this worker runs {model!r}"

@@ -104,7 +104,13 @@ def gather(store: WorkerStore, lease: str, settings: Settings, budget: int) -> l
     deadline = time.monotonic() + settings.batch_wait_ms / 1000
     claimed: list[str] = []
     while budget > 0 and len(claimed) < settings.batch_size:
-        fresh = store.claim(lease, BATCHABLE, budget, most=settings.batch_size - len(claimed))
+        fresh = store.claim(
+            lease,
+            BATCHABLE,
+            budget,
+            most=settings.batch_size - len(claimed),
+            model=settings.clip_model,
+        )
         if not fresh and not claimed:
             break  # nothing else queued: a lone job does not wait
         claimed += [job for job, _ in fresh]

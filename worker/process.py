@@ -13,7 +13,7 @@ from redis import RedisError
 from clipcore.errors import ClipqError
 from clipq.settings import get_settings
 from clipq.store.jobs import WORKER_HEARTBEAT_SECONDS, RequeueOutcome
-from clipq.transport import INFERENCE_QUEUE, TASK_NAMES
+from clipq.transport import TASK_NAMES, inference_queue
 from worker import runtime
 from worker.celery_app import app
 
@@ -114,6 +114,8 @@ def reap_stale_jobs() -> None:
         kind = store.kind(job_id)
         if outcome == RequeueOutcome.requeued and kind is not None:
             log.warning("job %s lost its worker; re-queued", job_id)
-            app.send_task(TASK_NAMES[kind], args=[job_id], queue=INFERENCE_QUEUE)
+            # to the workers of the job's model, which need not be this one's
+            model = store.model(job_id) or get_settings().clip_model
+            app.send_task(TASK_NAMES[kind], args=[job_id], queue=inference_queue(model))
         elif outcome == RequeueOutcome.out_of_attempts:
             log.warning("job %s lost its worker too often; failed", job_id)

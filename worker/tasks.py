@@ -33,7 +33,6 @@ from clipq.errors import NotFound
 from clipq.settings import get_settings
 from clipq.transport import (
     INDEX_TASK,
-    INFERENCE_QUEUE,
     SEARCH_SHARD_TASK,
     TASK_NAMES,
     WEBHOOK_QUEUE,
@@ -42,7 +41,7 @@ from clipq.transport import (
 )
 from worker import collections, cross_batching, imports, runtime
 from worker import search as searches
-from worker.celery_app import app
+from worker.celery_app import MODEL_QUEUE, app
 from worker.jobs import RunningJob, load_uploads, run_job
 
 
@@ -164,7 +163,7 @@ def bulk_import(job_id: str) -> str | None:
             and result.imported
             and runtime.collections().mark_imported(payload.collection_id, time.time())
         ):
-            index.apply_async((payload.collection_id,), countdown=quiet, queue=INFERENCE_QUEUE)
+            index.apply_async((payload.collection_id,), countdown=quiet, queue=MODEL_QUEUE)
         return result
 
     return _run_job(job_id, ImportPayload.model_validate_json, work)
@@ -182,7 +181,7 @@ def index(collection_id: str, shard: int | None = None) -> None:
             collection_id, settings.index_after_import_s, time.time()
         )
         if wait:
-            index.apply_async((collection_id,), countdown=wait, queue=INFERENCE_QUEUE)
+            index.apply_async((collection_id,), countdown=wait, queue=MODEL_QUEUE)
             return
         if settings.shards > 1:
             for number in range(settings.shards):

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 
 from api.deps import SettingsDep, require_multipart
-from api.forms import clean_labels
+from api.forms import MODEL_FIELD, clean_labels, served_model
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
@@ -37,8 +37,13 @@ async def create_classify_job(
     callback_url: Annotated[
         str | None, Form(description="POSTed the final Job (signed, Standard Webhooks).")
     ] = None,
+    model: Annotated[str | None, Form(description=MODEL_FIELD)] = None,
 ) -> Job:
-    """Classify images against your labels. Answers 202 at once; poll the job for the result."""
+    """Classify images against your labels. Answers 202 at once; poll the job for the result.
+
+    Probabilities are the model's own: a CLIP's softmax over your labels (they sum to 1),
+    a SigLIP's sigmoid per label (each on its own; none, one or several may be likely)."""
+    runs_on = served_model(settings, model)
     callback = await submitter.callback(callback_url)
     payload_labels = clean_labels(labels, settings.max_labels)
     uploads = await accept_uploads(images, settings)
@@ -48,5 +53,5 @@ async def create_classify_job(
         prompt_template=prompt_template,
         top_k=min(top_k, len(payload_labels)),
     )
-    job = await submitter.submit(payload, uploads, len(uploads), callback)
+    job = await submitter.submit(payload, uploads, len(uploads), callback, model=runs_on)
     return accepted(response, job)

@@ -10,7 +10,7 @@ from fastapi.responses import Response as RawResponse
 
 from api.auth import OwnerDep
 from api.deps import CollectionsDep, SettingsDep, require_multipart
-from api.forms import ingest_labels, ingest_metadata
+from api.forms import ingest_labels, ingest_metadata, served_model
 from api.jobs import JobSubmitter, SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import AcceptedUpload, accept_uploads
@@ -53,11 +53,11 @@ async def create_collection(
     owner: OwnerDep,
     response: Response,
 ) -> Collection:
-    """Create an empty collection; it will hold embeddings of the service's CLIP model."""
+    """Create an empty collection bound to one model (``model``, default the deployment's
+    first): its images are embedded, and its searches run, on that model's workers."""
+    model = served_model(settings, body.model, "model")
     limit = settings.max_collections_per_tenant
-    collection = await collections.create(
-        body.name, settings.clip_model, body.crop_background, owner, limit
-    )
+    collection = await collections.create(body.name, model, body.crop_background, owner, limit)
     if collection is None:
         raise QuotaExceeded(
             f"this API key holds {limit} collections (CLIPQ_MAX_COLLECTIONS_PER_TENANT); "
@@ -121,7 +121,7 @@ async def ingest_images(
 ) -> Job:
     """Add images: each gets its CLIP embedding, Mask R-CNN region crops and their embeddings,
     and a thumbnail. Bytes already in the collection are reported as duplicates."""
-    await existing(collections, collection_id, submitter.owner)
+    collection = await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(callback_url)
     per_image_labels = ingest_labels(labels, len(images), settings.max_labels)
     per_image_metadata = ingest_metadata(metadata, len(images))
@@ -139,7 +139,7 @@ async def ingest_images(
         for upload, labels_, meta in zip(uploads, per_image_labels, per_image_metadata, strict=True)
     ]
     payload = IngestPayload(collection_id=collection_id, images=items)
-    job = await submitter.submit(payload, uploads, len(items), callback)
+    job = await submitter.submit(payload, uploads, len(items), callback, model=collection.model)
     return accepted(response, job)
 
 
@@ -188,9 +188,9 @@ async def search_collection(
     collections: CollectionsDep,
 ) -> Job:
     """Text→image search; answers 202 — use GET /v1/jobs/{id}?wait=N for one round trip."""
-    await existing(collections, collection_id, submitter.owner)
+    collection = await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(body.callback_url)
-    return await submit_search(submitter, settings, response, body, callback, collection_id)
+    return await submit_search(submitter, settings, response, body, callback, collection)
 
 
 @router.post(
@@ -209,12 +209,12 @@ async def find_similar_images(
     collections: CollectionsDep,
 ) -> Job:
     """Image→image search: the collection's images most like this one (itself left out)."""
-    await existing(collections, collection_id, submitter.owner)
+    collection = await existing(collections, collection_id, submitter.owner)
     if not await collections.has_image(collection_id, image_id):
         raise NotFound(f"no image {image_id!r} in collection {collection_id!r}")
     callback = await submitter.callback(body.callback_url)
     return await submit_search(
-        submitter, settings, response, body, callback, collection_id, image_id=image_id
+        submitter, settings, response, body, callback, collection, image_id=image_id
     )
 
 
@@ -245,14 +245,14 @@ async def find_similar_to_upload(
     ] = None,
 ) -> Job:
     """Image→image search: the collection's images most like an uploaded one."""
-    await existing(collections, collection_id, submitter.owner)
+    collection = await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(callback_url)
     [upload] = await accept_uploads([image], settings)
     options = SearchOptions(
         top_k=top_k, rerank=rerank, fusion=fusion, crop_weight=crop_weight, min_score=min_score
     )
     return await submit_search(
-        submitter, settings, response, options, callback, collection_id, [upload], image=upload.ref
+        submitter, settings, response, options, callback, collection, [upload], image=upload.ref
     )
 
 
@@ -262,7 +262,7 @@ async def submit_search(
     response: Response,
     options: SearchOptions,
     callback: str,
-    collection_id: str,
+    collection: Collection,
     uploads: Sequence[AcceptedUpload] = (),
     **query: object,
 ) -> Job:
@@ -272,10 +272,10 @@ async def submit_search(
     payload = SearchPayload(
         **options.model_dump(exclude={"min_score", "callback_url"}),
         **query,
-        collection_id=collection_id,
+        collection_id=collection.id,
         min_score=min_score,
     )
-    job = await submitter.submit(payload, uploads, 1, callback)
+    job = await submitter.submit(payload, uploads, 1, callback, model=collection.model)
     return accepted(response, job)
 
 
@@ -294,7 +294,7 @@ async def evaluate_collection(
     collections: CollectionsDep,
 ) -> Job:
     """Recall@K and MRR with and without crop reranking, per query and overall."""
-    await existing(collections, collection_id, submitter.owner)
+    collection = await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(body.callback_url)
     known = await collections.labels(collection_id)
     queries = body.resolved_queries(known, settings.max_queries)
@@ -303,5 +303,5 @@ async def evaluate_collection(
         collection_id=collection_id,
         queries=queries,
     )
-    job = await submitter.submit(payload, [], len(queries), callback)
+    job = await submitter.submit(payload, [], len(queries), callback, model=collection.model)
     return accepted(response, job)

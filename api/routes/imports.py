@@ -22,6 +22,7 @@ from api.openapi import problems
 from api.routes.collections import existing
 from api.uploads import AcceptedUpload
 from clipcore.errors import InvalidInput
+from clipcore.model_names import model_key
 from clipq.contracts.collections import ImageRef, ImportedPart, ImportedParts, ImportPayload
 from clipq.contracts.jobs import Job
 from clipq.errors import Conflict, QuotaExceeded
@@ -78,8 +79,9 @@ async def import_embeddings(
     ones (without pictures or crops). The job's progress counts rows."""
     collection = await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(callback_url)
-    served = {m.id: m for m in (await store.served_models())[1]}.get(collection.model)
-    if model and model not in {collection.model, served.model if served else ""}:
+    bound = model_key(collection.model)
+    served = {model_key(m.id): m for m in (await store.served_models())[1]}.get(bound)
+    if model and model_key(model) not in {bound, served.model if served else ""}:
         raise InvalidInput.for_field(
             "model", f"the collection holds embeddings of {collection.model!r}, not {model!r}"
         )
@@ -121,7 +123,7 @@ async def import_embeddings(
         rows=header.rows,
         dim=header.dim,
     )
-    job = await submitter.submit(payload, uploads, header.rows, callback)
+    job = await submitter.submit(payload, uploads, header.rows, callback, model=collection.model)
     return accepted(response, job)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 
 from api.deps import SettingsDep, require_multipart
+from api.forms import MODEL_FIELD, served_model
 from api.jobs import SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import accept_uploads
@@ -55,14 +56,16 @@ async def create_scenes_job(
     callback_url: Annotated[
         str | None, Form(description="POSTed the final Job (signed, Standard Webhooks).")
     ] = None,
+    model: Annotated[str | None, Form(description=MODEL_FIELD)] = None,
 ) -> Job:
     """Classify each image's scene and recommend an image matcher; two or more images also get
     the dataset summary. Answers 202 at once; poll the job for the result."""
+    runs_on = served_model(settings, model)
     callback = await submitter.callback(callback_url)
     custom = taxonomy_from_form(taxonomy)
     uploads = await accept_uploads(images, settings)
     payload = ScenesPayload(images=[upload.ref for upload in uploads], speed=speed, taxonomy=custom)
-    job = await submitter.submit(payload, uploads, len(uploads), callback)
+    job = await submitter.submit(payload, uploads, len(uploads), callback, model=runs_on)
     return accepted(response, job)
 
 

@@ -107,7 +107,8 @@ async def run_scenes(submitter: JobSubmitter, uploads: list[AcceptedUpload]) -> 
     payload = ScenesPayload(images=[u.ref for u in uploads], speed=Speed.balanced)
     settings, store = submitter.settings, submitter.store
     async with store.events.slot(submitter.owner):
-        job = await submitter.submit(payload, uploads, len(uploads))
+        model = settings.served_models[0]  # the seed's routes know one model: the default
+        job = await submitter.submit(payload, uploads, len(uploads), model=model)
         final = await store.wait_for_final(job.id, settings.sync_timeout_seconds, submitter.owner)
     if final is None or not final.status.is_final:
         raise JobTimeout(

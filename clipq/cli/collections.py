@@ -52,6 +52,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     ingest.add_argument("--cifar10", type=Path, help="a CIFAR-10 python folder to ingest")
     ingest.add_argument("--split", choices=["test", "train"], default="test")
     ingest.add_argument("--limit", type=int, help="at most this many CIFAR-10 images")
+    ingest.add_argument(
+        "--model", help="a new collection's model, one the service serves (default: its first)"
+    )
     ingest.set_defaults(run=run_ingest)
 
     search = commands.add_parser("search", help="search a collection by text, interactively")
@@ -79,7 +82,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def run_ingest(args: argparse.Namespace) -> int:
     service = client(args)
-    collection = service.collection(args.collection, create=True)
+    collection = service.collection(args.collection, create=True, model=args.model)
     if args.cifar10:
         from clipq.cli.cifar10 import read_cifar10
 

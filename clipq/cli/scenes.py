@@ -30,7 +30,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     scenes.add_argument("--speed", choices=[s.value for s in Speed], default=Speed.balanced.value)
     scenes.add_argument("--taxonomy", type=Path, help="a taxonomy JSON file (default: shipped)")
     add_server_arguments(scenes, None)  # in-process unless --server is given
-    scenes.add_argument("--model", help="CLIP for in-process runs (default: CLIPQ_CLIP_MODEL)")
+    scenes.add_argument(
+        "--model",
+        help="the model string: in-process, the one to load (default: CLIPQ_CLIP_MODEL); with "
+        "--server, one the service serves (default: its first)",
+    )
     scenes.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     scenes.set_defaults(run=run_scenes)
 
@@ -41,7 +45,7 @@ def run_scenes(args: argparse.Namespace) -> int:
     result: SceneBatch
     if args.server:
         result = client(args).scenes(
-            args.images, speed=speed, taxonomy=taxonomy, progress=not args.quiet
+            args.images, speed=speed, taxonomy=taxonomy, progress=not args.quiet, model=args.model
         )
     else:
         result = _in_process(args, taxonomy, speed)

@@ -42,12 +42,20 @@ class ImageRef(BaseModel):
 class CollectionCreate(BaseModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     crop_background: CropBackground = CropBackground.keep
+    model: str | None = Field(
+        None,
+        max_length=500,
+        description="The model the collection is bound to, one of GET /v1/models; default: "
+        "the deployment's first.",
+    )
 
 
 class Collection(BaseModel):
     id: str
     name: str
-    model: str = Field(description="The CLIP whose embeddings the collection holds.")
+    model: str = Field(
+        description="The model whose embeddings the collection holds; its jobs run on it."
+    )
     image_count: int
     version: int = Field(description="Grows with every change; caches compare it.")
     created_at: datetime

@@ -119,6 +119,11 @@ class Job(BaseModel):
     status: JobStatus
     progress: Progress
     attempts: int = Field(0, description="How many times a worker started the job.")
+    model: str | None = Field(
+        None,
+        description="The model the job runs on (the request's 'model', the collection's, or "
+        "the deployment's default); null for jobs queued before models were named.",
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -22,3 +22,12 @@ class ModelList(BaseModel):
     workers: int = Field(
         description="Workers that sent a heartbeat in the last 15 s, loaded or not."
     )
+    default_model: str = Field(
+        "embedded",
+        description="The model jobs and collections that name none run on (CLIPQ_MODELS' first).",
+    )
+    configured: list[str] = Field(
+        default_factory=list,
+        description="The models this deployment serves (CLIPQ_MODELS), whether or not a "
+        "worker of each is up now; a job may name any of them.",
+    )

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ValidationError
 from redis.typing import EncodableT, FieldT
 
 from clipcore.model_card import ModelDescription
+from clipcore.model_names import model_key
 from clipcore.problem import Problem
 from clipq.contracts.jobs import (
     Job,
@@ -151,6 +152,7 @@ def job_from_record(record: Mapping[Any, Any]) -> Job:
             done=int(fields.get("progress_done", 0)), total=int(fields.get("progress_total", 0))
         ),
         attempts=int(fields.get("attempts", 0)),
+        model=_text(fields.get("model")) or None,
         created_at=_time(fields["created_at"]),
         started_at=_time(fields.get("started_at")),
         finished_at=_time(fields.get("finished_at")),
@@ -160,7 +162,12 @@ def job_from_record(record: Mapping[Any, Any]) -> Job:
 
 
 def new_record(
-    job_id: str, payload: JobPayload, total: int, owner: str = "", callback_url: str = ""
+    job_id: str,
+    payload: JobPayload,
+    total: int,
+    owner: str = "",
+    callback_url: str = "",
+    model: str = "",
 ) -> dict[FieldT, EncodableT]:
     return {
         "id": job_id,
@@ -172,6 +179,7 @@ def new_record(
         "attempts": 0,
         "owner": owner,
         "callback_url": callback_url,
+        "model": model_key(model),
         "payload": payload.model_dump_json(),
     }
 
@@ -215,6 +223,7 @@ class ApiStore:
         *,
         owner: str = "",
         callback_url: str = "",
+        model: str = "",
     ) -> Job:
         """Store the upload bytes and the queued job record in one transaction."""
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -223,7 +232,8 @@ class ApiStore:
                 pipe.set(blob_key(sha256), data, ex=self.ttl, nx=True)
                 pipe.expire(blob_key(sha256), self.ttl)
             pipe.hset(
-                job_key(job_id), mapping=new_record(job_id, payload, total, owner, callback_url)
+                job_key(job_id),
+                mapping=new_record(job_id, payload, total, owner, callback_url, model),
             )
             pipe.expire(job_key(job_id), self.ttl)
             await pipe.execute()
@@ -363,10 +373,12 @@ class WorkerStore:
         kinds: Iterable[JobKind],
         budget: int,
         most: int,
+        model: str,
         scan: int = 256,
     ) -> list[tuple[str, int]]:
-        """Take queued jobs of ``kinds`` with at most ``budget`` images in all (at most ``most``
-        jobs, among the ``scan`` oldest queued) as :meth:`start` would: (id, images) each."""
+        """Take queued jobs of ``kinds`` for ``model`` with at most ``budget`` images in all (at
+        most ``most`` jobs, among the ``scan`` oldest queued) as :meth:`start` would: (id,
+        images) each."""
         args: list[ScriptArg] = [
             now().isoformat(),
             time.time(),
@@ -377,6 +389,7 @@ class WorkerStore:
             scan,
             job_key(""),
             "," + ",".join(str(kind) for kind in kinds) + ",",
+            model_key(model),
         ]
         flat = self._claim(keys=[QUEUED_KEY, RUNNING_KEY], args=args)
         return [(_text(flat[i]) or "", int(flat[i + 1])) for i in range(0, len(flat), 2)]
@@ -422,6 +435,10 @@ class WorkerStore:
             _out_of_attempts(self.max_attempts),
         ]
         return RequeueOutcome(int(self._requeue(keys=_job_keys(job_id), args=args)))
+
+    def model(self, job_id: str) -> str:
+        """The model the job was queued for ('' for a job queued before models had names)."""
+        return _text(self.redis.hget(job_key(job_id), "model")) or ""
 
     def kind(self, job_id: str) -> JobKind | None:
         kind = _text(self.redis.hget(job_key(job_id), "kind"))

@@ -95,7 +95,8 @@ def test_a_lazy_worker_names_its_model_after_its_first_job(base_env, tmp_path: P
         private_redis(tmp_path / "redis") as server,
         running_service(env_on(base_env, server, **env_lazy), tmp_path / "logs") as service,
     ):
-        assert service.http.get("/v1/models").json() == {"models": [], "workers": 1}
+        before = service.http.get("/v1/models").json()
+        assert (before["models"], before["workers"]) == ([], 1)
         files = [("images", ("a.png", png_bytes((200, 10, 10)), "image/png"))]
         files += [("labels", (None, "a")), ("labels", (None, "b"))]
         job = service.http.post("/v1/classify", files=files).json()

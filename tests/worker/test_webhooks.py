@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clipq.transport import INFERENCE_QUEUE, WEBHOOK_QUEUE, WEBHOOK_TASK
+from clipq.settings import get_settings
+from clipq.transport import WEBHOOK_QUEUE, WEBHOOK_TASK, inference_queue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,8 @@ def test_each_app_consumes_its_own_queue_and_only_deliveries_run_webhooks() -> N
     import worker.tasks  # noqa: F401 - registers the inference tasks
     from worker import celery_app, webhooks
 
-    assert set(celery_app.app.amqp.queues.consume_from) == {INFERENCE_QUEUE}
+    model_queue = inference_queue(get_settings().clip_model)  # its model's jobs only
+    assert set(celery_app.app.amqp.queues.consume_from) == {model_queue}
     assert set(webhooks.app.amqp.queues.consume_from) == {WEBHOOK_QUEUE}
     assert WEBHOOK_TASK in webhooks.app.tasks
     assert WEBHOOK_TASK not in celery_app.app.tasks
