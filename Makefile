@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # These torch/torchvision builds are the ones this project is tested with.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install run test lint format bench loadtest clean
+.PHONY: install run test lint format bench bench-gpu loadtest clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ format: install
 bench: install
 	scripts/ensure-redis.sh
 	$(PY) -m bench.run_all
+
+# The GPU path on one NVIDIA GPU (under 8 minutes); without one, a reduced run on the CPU.
+bench-gpu: install
+	$(PY) -m bench.gpu
 
 # Against a running service (`make run` in another terminal): 2,000 requests at concurrency 32.
 loadtest: install

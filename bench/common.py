@@ -42,7 +42,31 @@ FINAL = {"succeeded", "failed", "cancelled"}
 
 def vit_b32_clip(folder: Path | None = None) -> Path:
     """A random ViT-B/32-sized CLIP saved in ``folder`` (default: a reused temporary folder)."""
-    folder = folder or Path(tempfile.gettempdir()) / "clipq-bench-vit-b32"
+    return _random_sized_clip(folder or Path(tempfile.gettempdir()) / "clipq-bench-vit-b32", {})
+
+
+# openai/clip-vit-large-patch14's shapes
+VIT_L14 = {
+    "vision_config": {
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "patch_size": 14,
+    },
+    "text_config": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12},
+    "projection_dim": 768,
+}
+
+
+def vit_l14_clip(folder: Path | None = None) -> Path:
+    """A random CLIP of ViT-L/14's shapes (428 M parameters), like :func:`vit_b32_clip`."""
+    return _random_sized_clip(
+        folder or Path(tempfile.gettempdir()) / "clipq-bench-vit-l14", VIT_L14
+    )
+
+
+def _random_sized_clip(folder: Path, shape: dict) -> Path:
     marker = folder / "ready"
     if marker.exists():
         return folder
@@ -55,10 +79,13 @@ def vit_b32_clip(folder: Path | None = None) -> Path:
     tokenizer = CLIPTokenizer.from_pretrained(folder)
     config = CLIPConfig(
         text_config={
+            **shape.get("text_config", {}),
             "eos_token_id": tokenizer.eos_token_id,
             "bos_token_id": tokenizer.bos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
-        }
+        },
+        vision_config=shape.get("vision_config"),
+        projection_dim=shape.get("projection_dim", 512),
     )
     torch.manual_seed(0)
     CLIPModel(config).save_pretrained(folder)  # replaces the tiny model's weights and config
@@ -86,13 +113,14 @@ def service(model: Path, **overrides: str) -> Iterator[Service]:
         tempfile.TemporaryDirectory(prefix="clipq-bench-") as tmp,
         private_redis(Path(tmp) / "redis", appendfsync="everysec") as server,  # as compose
     ):
-        env = service_env(
-            server.url,
-            str(model),
-            CLIPQ_BATCH_SIZE=str(BATCH_SIZE),
-            CLIPQ_MAX_QUEUED_JOBS="100000",
+        settings = {
+            "CLIPQ_BATCH_SIZE": str(BATCH_SIZE),
+            "CLIPQ_MAX_QUEUED_JOBS": "100000",
+            # torch, as the raw figures each bench compares with; bench.cpu_runtimes sets others
+            "CLIPQ_CLIP_RUNTIME": "torch",
             **overrides,
-        )
+        }
+        env = service_env(server.url, str(model), **settings)
         with running_service(env, Path(tmp) / "logs") as running:
             yield running
 

@@ -22,9 +22,10 @@ import torch
 from PIL import Image
 
 from clipcore.clip_model import LoadedClip
+from clipcore.device_images import decode_on_device, preprocess_on_device
 from clipcore.encode import embed_pixels, preprocess_images
 from clipcore.errors import ClipqError, DeviceOutOfMemory
-from clipcore.images import DEFAULT_BATCH_PIXELS, WorkingSize, decode_reduced
+from clipcore.images import DEFAULT_BATCH_PIXELS, WorkingSize, decode_reduced, inspect_image
 from clipcore.problem import Problem
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,11 @@ def prepare_batch(
 
     Each image is cut down to :func:`clip_working_size` as it is decoded (one at a time);
     once the images waiting for the processor would pass ``max_batch_pixels`` they are
-    pre-processed and let go before the next joins them.
+    pre-processed and let go before the next joins them. A model that pre-processes on its
+    device (:attr:`LoadedClip.device_recipe`) gets the batch decoded and resized there.
     """
+    if clip.device_recipe is not None:
+        return _prepare_on_device(clip, uploads, offset, max_pixels, max_batch_pixels)
     working = clip_working_size(clip)
     chunks: list[torch.Tensor] = []
     waiting: list[Image.Image] = []
@@ -96,6 +100,50 @@ def prepare_batch(
     if waiting:
         chunks.append(preprocess_images(clip, waiting))
     return PreparedBatch(indices, _joined(clip, chunks), errors, len(uploads))
+
+
+def _prepare_on_device(
+    clip: LoadedClip,
+    uploads: Sequence[Upload],
+    offset: int,
+    max_pixels: int,
+    max_batch_pixels: int,
+) -> PreparedBatch:
+    """:func:`prepare_batch` on the device: JPEGs decoded together there, every picture
+    resized there, in groups of at most ``max_batch_pixels`` full-size pixels."""
+    assert clip.device_recipe is not None
+    groups: list[list[int]] = [[]]
+    held = 0
+    for position, upload in enumerate(uploads):
+        try:
+            info = inspect_image(upload.data, upload.filename, max_pixels=max_pixels)
+            pixels = info.width * info.height
+        except ClipqError:
+            pixels = 0  # decode_on_device names the problem
+        if groups[-1] and held + pixels > max_batch_pixels:
+            groups.append([])
+            held = 0
+        groups[-1].append(position)
+        held += pixels
+    chunks, indices, errors = [], [], {}
+    for group in groups:
+        decoded = decode_on_device(
+            [uploads[i].data for i in group],
+            [uploads[i].filename for i in group],
+            clip.device,
+            max_pixels,
+        )
+        pictures = []
+        for position, item in zip(group, decoded, strict=True):
+            if isinstance(item, Problem):
+                errors[offset + position] = item
+            else:
+                pictures.append(item)
+                indices.append(offset + position)
+        if pictures:
+            chunks.append(preprocess_on_device(pictures, clip.device_recipe, clip.dtype))
+    pixels = torch.cat(chunks) if chunks else None
+    return PreparedBatch(indices, pixels, errors, len(uploads))
 
 
 def _joined(clip: LoadedClip, chunks: list[torch.Tensor]) -> torch.Tensor | None:

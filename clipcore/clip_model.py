@@ -23,7 +23,8 @@ from clipcore.families import Family, Scoring, load_family
 from clipcore.model_names import Library, parse_model_name
 
 if TYPE_CHECKING:
-    from clipcore.onnx_towers import OnnxTowers
+    from clipcore.device_images import ImageRecipe
+    from clipcore.onnx_towers import Towers
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,11 @@ class LoadedClip:
     dtype: torch.dtype
     # what the model knows, as images (clipcore.domain); None: no reference, no domain check
     domain: DomainReference | None = None
-    # the towers on ONNX Runtime (clipcore.onnx_towers); None: the forward passes are torch's
-    towers: OnnxTowers | None = None
+    # the towers on ONNX Runtime or OpenVINO (clipcore.onnx_towers); None: torch's
+    towers: Towers | None = None
+    runtime: str = "torch"  # what runs the towers: torch, onnx, onnx-int8 or openvino
+    # set: uploads are decoded and pre-processed on the device (clipcore.device_images)
+    device_recipe: ImageRecipe | None = None
 
     @property
     def embedding_dim(self) -> int:
@@ -82,10 +86,6 @@ class LoadedClip:
     def scoring(self) -> Scoring:
         return self.family.scoring
 
-    @property
-    def runtime(self) -> str:
-        return "torch" if self.towers is None else "onnx"
-
 
 def load_clip(
     spec: str,
@@ -93,14 +93,17 @@ def load_clip(
     domain_reference: str = "",
     runtime: str = "torch",
     onnx_dir: str = "",
+    device_decode: bool = True,
 ) -> LoadedClip:
     """Load the model ``spec`` names, on ``device``, in fp16 on a GPU.
 
     The domain reference comes from ``domain_reference`` (a folder) when given, else from
-    the model's own folder when it has one (the embedded model does). ``runtime`` "onnx"
-    runs the towers on ONNX Runtime on a CPU, exported into ``onnx_dir`` once per model
-    (:mod:`clipcore.onnx_towers`); a GPU keeps torch's, as does a family that cannot be
-    exported (SigLIP2's NaFlex), which is logged.
+    the model's own folder when it has one (the embedded model does). On a CPU, ``runtime``
+    "onnx", "onnx-int8" or "openvino" ("auto": "onnx") runs the towers off torch, exported
+    into ``onnx_dir`` once per model (:mod:`clipcore.onnx_towers`); a GPU keeps torch's, as
+    does a family that cannot be exported (SigLIP2's NaFlex), which is logged. On a GPU,
+    with ``device_decode``, uploads are decoded and resized there (:mod:`.device_images`)
+    where the family's pre-processing is a plain recipe.
     """
     name = parse_model_name(spec)
     source = resolve_model_source(spec)
@@ -115,16 +118,19 @@ def load_clip(
             f"no domain reference in {domain_reference!r} (CLIPQ_CLIP_DOMAIN_REFERENCE); "
             "build one with python -m clipcore.domain"
         )
-    towers = None
-    if runtime == "onnx" and target.type == "cpu":
+    towers, used = None, "torch"
+    if runtime == "auto":
+        runtime = "onnx" if target.type == "cpu" else "torch"
+    if runtime != "torch" and target.type == "cpu":
         if family.onnx_exportable:
-            from clipcore.onnx_towers import onnx_towers
+            from clipcore.onnx_towers import cpu_towers
 
             cache = Path(onnx_dir).expanduser() if onnx_dir else DEFAULT_ONNX_DIR.expanduser()
-            towers = onnx_towers(family, cache, torch.get_num_threads())
+            towers, used = cpu_towers(family, cache, torch.get_num_threads(), runtime)
         else:
             log.warning("%s (%s) has no ONNX export; its towers run on torch", spec, family.name)
-    return LoadedClip(family, model_id, target, dtype, domain, towers)
+    recipe = family.image_recipe() if device_decode and target.type == "cuda" else None
+    return LoadedClip(family, model_id, target, dtype, domain, towers, used, recipe)
 
 
 class ClipLoad(NamedTuple):
@@ -135,6 +141,7 @@ class ClipLoad(NamedTuple):
     domain_reference: str = ""
     runtime: str = "torch"
     onnx_dir: str = ""
+    device_decode: bool = True
 
 
 class ClipCache:

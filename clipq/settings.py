@@ -37,11 +37,19 @@ class Settings(BaseSettings):
         "('model'), and is queued for the workers whose CLIPQ_CLIP_MODEL it is. Empty: "
         "CLIPQ_CLIP_MODEL alone.",
     )
-    clip_runtime: Literal["torch", "onnx"] = Field(
-        "torch",
-        description="What runs the CLIP towers on a CPU: 'torch', or 'onnx' (ONNX Runtime; "
-        "each tower exported once per model into CLIPQ_ONNX_DIR while the worker loads it). "
-        "A GPU worker runs torch either way.",
+    clip_runtime: Literal["auto", "torch", "onnx", "onnx-int8", "openvino"] = Field(
+        "auto",
+        description="What runs the model's towers on a CPU: 'auto' (ONNX Runtime on a CPU, "
+        "torch on a GPU), 'torch', 'onnx' (ONNX Runtime, fp32), 'onnx-int8' (dynamic int8, used "
+        "only where its measured agreement with fp32 holds, else fp32) or 'openvino' (fp32). "
+        "Each tower is exported once per model into CLIPQ_ONNX_DIR while the worker loads it. "
+        "A GPU worker runs torch whatever this says.",
+    )
+    device_decode: bool = Field(
+        True,
+        description="A GPU worker decodes JPEG uploads in batches on the GPU (nvJPEG) and "
+        "resizes and normalises every upload there; false: Pillow on the CPU, as a CPU "
+        "worker always does.",
     )
     onnx_dir: str = Field(
         "",

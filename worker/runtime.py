@@ -114,6 +114,7 @@ def _clip_load() -> ClipLoad:
         settings.clip_domain_reference,
         settings.clip_runtime,
         settings.onnx_dir,
+        settings.device_decode,
     )
 
 
@@ -141,15 +142,15 @@ def _description(load: ClipLoad, detector_spec: str) -> ModelDescription:
 
 def _inject_oom(loaded: LoadedClip, limit: int) -> None:
     """Testing only: make the vision tower fail as a full GPU does, for batches over ``limit``."""
-    family = loaded.family
-    if getattr(family, "_clipq_oom_limit", None) == limit:
+    tower = loaded.towers or loaded.family  # whichever runs the forward pass
+    if getattr(tower, "_clipq_oom_limit", None) == limit:
         return
-    real = type(family).image_features.__get__(family)
+    real = type(tower).image_features.__get__(tower)
 
     def image_features(pixels: torch.Tensor) -> torch.Tensor:
         if pixels.shape[0] > limit:
             raise torch.OutOfMemoryError(f"CUDA out of memory (injected: batch over {limit})")
         return real(pixels)
 
-    setattr(family, "image_features", image_features)  # noqa: B010 - a fault, on purpose
-    setattr(family, "_clipq_oom_limit", limit)  # noqa: B010
+    setattr(tower, "image_features", image_features)  # noqa: B010 - a fault, on purpose
+    setattr(tower, "_clipq_oom_limit", limit)  # noqa: B010

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from clipcore.device_images import ImageRecipe
 from clipcore.images import WorkingSize
 
 # Pre-processing should still resize a proper picture, not one already at its input size.
@@ -101,6 +102,12 @@ class Family(ABC):
     @abstractmethod
     def working_size(self) -> WorkingSize:
         """The least of a picture the pre-processing needs (:mod:`clipcore.images`)."""
+
+    def image_recipe(self) -> ImageRecipe | None:
+        """The pre-processing as tensor ops, for decoding and resizing on a GPU
+        (:mod:`clipcore.device_images`); None where it is more than resize, crop and
+        normalise (SigLIP2's NaFlex), which then stays on the CPU."""
+        return None
 
     # --- the ONNX export (clipcore.onnx_towers) ---
     onnx_exportable = True

@@ -26,6 +26,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from clipcore.device_images import ImageRecipe
 from clipcore.errors import ModelLoadError
 from clipcore.families.base import (
     ASPECT_MARGIN,
@@ -36,6 +37,8 @@ from clipcore.families.base import (
     ScoringRule,
 )
 from clipcore.images import WorkingSize
+
+INTERPOLATIONS = {2: "bilinear", 3: "bicubic"}  # PIL's resampling filters, as torch names them
 
 
 class TransformersClip(Family):
@@ -101,6 +104,23 @@ class TransformersClip(Family):
         if height and width:  # resized to exactly height × width, aspect ratio ignored
             return WorkingSize(shortest_side=INPUT_MARGIN * max(height, width))
         return WorkingSize()
+
+    def image_recipe(self) -> ImageRecipe | None:
+        processor = self.processor.image_processor
+        interpolation = INTERPOLATIONS.get(int(getattr(processor, "resample", 3)))
+        if interpolation is None or not (processor.do_rescale and processor.do_normalize):
+            return None
+        mean, std = tuple(processor.image_mean), tuple(processor.image_std)
+        shortest = processor.size.get("shortest_edge")
+        if shortest:
+            crop = processor.crop_size if processor.do_center_crop else {}
+            if crop.get("height") == crop.get("width") == shortest:
+                return ImageRecipe(shortest, True, mean, std, interpolation)  # type: ignore[arg-type]
+            return None
+        height, width = processor.size.get("height"), processor.size.get("width")
+        if height and height == width:
+            return ImageRecipe(height, False, mean, std, interpolation)  # type: ignore[arg-type]
+        return None
 
     @contextmanager
     def export_mode(self) -> Iterator[None]:
@@ -181,6 +201,9 @@ class TransformersSiglip2(TransformersSiglip):
 
     def working_size(self) -> WorkingSize:
         return WorkingSize(shortest_side=INPUT_MARGIN * self.shape.input_size)
+
+    def image_recipe(self) -> ImageRecipe | None:
+        return None  # NaFlex: each picture its own patch grid
 
 
 FAMILIES: dict[str, type[TransformersClip]] = {

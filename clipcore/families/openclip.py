@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from clipcore.device_images import ImageRecipe
 from clipcore.errors import ModelLoadError
 from clipcore.families.base import (
     ASPECT_MARGIN,
@@ -79,6 +80,17 @@ class OpenClip(Family):
         if mode == "longest":  # longer side resized to the input, then padded
             return WorkingSize(longest_side=side)
         return WorkingSize(shortest_side=side)  # "squash": resized to the square
+
+    def image_recipe(self) -> ImageRecipe | None:
+        config = getattr(self.model.visual, "preprocess_cfg", {})
+        mode = config.get("resize_mode", "shortest")
+        interpolation = config.get("interpolation", "bicubic")
+        if mode not in ("shortest", "squash") or interpolation not in ("bicubic", "bilinear"):
+            return None
+        mean = tuple(config.get("mean") or self.model.visual.image_mean)
+        std = tuple(config.get("std") or self.model.visual.image_std)
+        size = self.shape.input_size
+        return ImageRecipe(size, mode == "shortest", mean, std, interpolation)  # type: ignore[arg-type]
 
 
 def _embedding_dim(model: torch.nn.Module, side: int) -> int:

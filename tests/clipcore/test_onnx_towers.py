@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,29 @@ def test_siglip2_runs_on_torch_when_asked_for_onnx(exports: Path, tmp_path: Path
     folder = build_random_siglip(tmp_path / "siglip2", version=2)
     clip = load_clip(str(folder), "cpu", runtime="onnx", onnx_dir=str(exports))
     assert clip.towers is None and clip.runtime == "torch"
+
+
+def test_openvino_runs_the_same_export(exports: Path) -> None:
+    images = [s.image for s in scene_set("alt", seed=8, count=16)]
+    eager = load_clip("embedded", "cpu")
+    compiled = load_clip("embedded", "cpu", runtime="openvino", onnx_dir=str(exports))
+    assert compiled.runtime == "openvino" and compiled.towers is not None
+    texts = ["a", "a photo of a red circle.", "two blue squares and a green star"]
+    for a, b in ((embed_images(eager, images), embed_images(compiled, images)),
+                 (embed_texts(eager, texts), embed_texts(compiled, texts))):  # fmt: skip
+        assert torch.nn.functional.cosine_similarity(a, b).min() >= 0.9999
+
+
+def test_int8_is_used_only_where_it_agrees_with_fp32(
+    exports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = load_clip("embedded", "cpu", runtime="onnx-int8", onnx_dir=str(exports))
+    verdict = json.loads((clip.towers.folder / "int8.json").read_text())
+    assert verdict["holds"] == (clip.runtime == "onnx-int8")
+    assert min(verdict["image_mean_cosine"], verdict["text_mean_cosine"]) > 0.99
+    # where the agreement does not hold, the towers run in fp32
+    monkeypatch.setattr(onnx_towers, "INT8_MIN_MEAN_COSINE", 1.01)
+    strict = tmp_path / "strict"
+    fallback = load_clip("embedded", "cpu", runtime="onnx-int8", onnx_dir=str(strict))
+    assert fallback.runtime == "onnx" and fallback.towers is not None
+    assert not json.loads((fallback.towers.folder / "int8.json").read_text())["holds"]
