@@ -17,7 +17,17 @@ from api.limits import BodyDeadline, BodySizeLimit
 from api.openapi import install_openapi, operation_id
 from api.problems import install_problem_handlers
 from api.queue import JobQueue
-from api.routes import classify, collections, health, imports, jobs, models, scenes, seed
+from api.routes import (
+    classify,
+    collections,
+    health,
+    imports,
+    jobs,
+    models,
+    plans,
+    scenes,
+    seed,
+)
 from api.routes.web import mount_web
 from clipq.settings import Settings, get_settings
 from clipq.store.collections import AsyncCollections
@@ -48,7 +58,7 @@ def redis_client(settings: Settings) -> aioredis.Redis:
 def protected_routes() -> APIRouter:
     """Every /v1 and /api route, behind the API key (router-level, so none can forget it)."""
     router = APIRouter(dependencies=[Depends(authenticated_owner)])
-    for module in (classify, scenes, collections, imports, jobs, models, seed):
+    for module in (classify, scenes, plans, collections, imports, jobs, models, seed):
         router.include_router(module.router)
     return router
 

@@ -124,6 +124,37 @@ class ClipqClient:
             entries[index] = _error_entry(path.name, response.json().get("detail", "refused"))
         return None
 
+    # --- plans ------------------------------------------------------------------------
+
+    def plan(
+        self,
+        paths: Sequence[Path],
+        *,
+        options: dict[str, str],
+        progress: bool = True,
+    ) -> tuple[Job, list[SceneImage]]:
+        """A plan of the files in one job (``options``: its form fields); files the service
+        refuses are left out and come back as error entries, the rest planned."""
+        pending = [(path, path.read_bytes()) for path in paths]
+        refused: list[SceneImage] = []
+        while True:
+            files: list[tuple[str, FilePart]] = [
+                ("images", (path.name, data)) for path, data in pending
+            ]
+            files += [(name, (None, value)) for name, value in options.items()]
+            response = self.http.post("/v1/plans", files=files)
+            index = _refused_index(response)
+            if index is None:
+                break
+            path, _ = pending.pop(index)
+            refused.append(_error_entry(path.name, response.json().get("detail", "refused")))
+        with tqdm(total=len(pending), unit="img", disable=not progress) as bar:
+            job = self._finish(response, bar)
+        return job, refused
+
+    def plan_bundle(self, plan_id: str) -> bytes:
+        return self._check(self.http.get(f"/v1/plans/{plan_id}/bundle")).content
+
     # --- collections ------------------------------------------------------------------
 
     def collection(

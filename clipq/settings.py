@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clipcore.images import DEFAULT_BATCH_PIXELS
 from clipcore.model_names import model_key
+from clipcore.plans.schemas import HygieneThresholds
 
 
 class Settings(BaseSettings):
@@ -151,6 +152,25 @@ class Settings(BaseSettings):
     )
     scene_min_margin: float = Field(
         0.1, ge=0, le=1, description="A lead over the second scene below this is 'uncertain'."
+    )
+    plan_pairs_per_image: int = Field(
+        20, ge=1, le=200, description="A plan's k nearest neighbours per image, unless it asks."
+    )
+    plan_window: int = Field(
+        10, ge=0, le=200, description="A plan's sequential window, unless it asks."
+    )
+    plan_blur_review: float = Field(
+        0.5, ge=0, le=1, description="Blurry below this share of the dataset's median sharpness."
+    )
+    plan_blur_drop: float = Field(
+        0.2, ge=0, le=1, description="Suggest dropping below this share of the median sharpness."
+    )
+    plan_clipped_share: float = Field(
+        0.25, ge=0, le=1, description="Over/under-exposed above this share of clipped pixels."
+    )
+    plan_min_side: int = Field(480, ge=0, description="Low resolution below this shorter side.")
+    plan_duplicate_similarity: float = Field(
+        0.97, ge=0, le=1, description="Near-duplicates at or above this thumbnail correlation."
     )
     sync_timeout_seconds: float = Field(
         300, gt=0, description="How long the seed-compatible /api endpoints wait for their job."
@@ -311,6 +331,16 @@ class Settings(BaseSettings):
             return self.served_models[0]
         wanted = model_key(requested)
         return next((m for m in self.served_models if model_key(m) == wanted), None)
+
+    @property
+    def plan_thresholds(self) -> HygieneThresholds:
+        return HygieneThresholds(
+            blur_review=self.plan_blur_review,
+            blur_drop=self.plan_blur_drop,
+            clipped_share=self.plan_clipped_share,
+            min_side=self.plan_min_side,
+            duplicate_similarity=self.plan_duplicate_similarity,
+        )
 
     @property
     def resolved_detector_model(self) -> str:

@@ -15,6 +15,7 @@ TASK_NAMES: dict[JobKind, str] = {
     JobKind.search: "clipq.search",
     JobKind.evaluate: "clipq.evaluate",
     JobKind.bulk_import: "clipq.import",
+    JobKind.plan: "clipq.plan",
 }
 SEARCH_SHARD_TASK = "clipq.search_shard"  # one shard's part of a search (worker.search)
 INDEX_TASK = "clipq.index"  # a worker's index of a collection, brought up to date after imports

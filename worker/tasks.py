@@ -26,6 +26,8 @@ from clipq.contracts.jobs import (
     ClassifyResult,
     JobKind,
     JobStatus,
+    PlanPayload,
+    PlanResult,
     ScenesPayload,
     ScenesResult,
 )
@@ -39,7 +41,7 @@ from clipq.transport import (
     WEBHOOK_TASK,
     shard_queue,
 )
-from worker import collections, cross_batching, imports, runtime
+from worker import collections, cross_batching, imports, plans, runtime
 from worker import search as searches
 from worker.celery_app import MODEL_QUEUE, app
 from worker.jobs import RunningJob, load_uploads, run_job
@@ -125,6 +127,25 @@ def scenes(job_id: str) -> str | None:
         return ScenesResult.of(batch)
 
     return _run_job(job_id, ScenesPayload.model_validate_json, work)
+
+
+@app.task(name=TASK_NAMES[JobKind.plan])
+def plan(job_id: str) -> str | None:
+    def work(payload: PlanPayload, job: RunningJob) -> PlanResult:
+        return plans.plan(
+            job.job_id,
+            payload,
+            runtime.clip(),
+            runtime.text_cache(),
+            job.uploads,
+            runtime.collections,
+            job.progress,
+            get_settings(),
+            image_cache=runtime.image_cache(),
+            observe=runtime.observe_batch,
+        )
+
+    return _run_job(job_id, PlanPayload.model_validate_json, work)
 
 
 @app.task(name=TASK_NAMES[JobKind.ingest])

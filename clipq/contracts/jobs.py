@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from clipcore.plans.schemas import HygieneReport, PairShortlist, ShortlistStrategy
 from clipcore.problem import FieldError, Problem
 from clipcore.schemas import ClassifiedImage, SceneBatch
 from clipcore.taxonomy import Speed, Taxonomy
@@ -37,6 +38,7 @@ class JobKind(StrEnum):
     search = "search"
     evaluate = "evaluate"
     bulk_import = "import"  # precomputed embeddings
+    plan = "plan"  # a reconstruction plan
 
 
 class JobStatus(StrEnum):
@@ -79,9 +81,21 @@ class ScenesPayload(BaseModel):
     taxonomy: Taxonomy | None = Field(None, description="None: the shipped default taxonomy.")
 
 
+class PlanPayload(BaseModel):
+    kind: Literal[JobKind.plan] = JobKind.plan
+    images: list[ImageRef] = Field(default_factory=list, description="Uploaded images, or:")
+    collection_id: str | None = Field(None, description="A collection's images instead.")
+    speed: Speed = Speed.balanced
+    taxonomy: Taxonomy | None = None
+    strategy: ShortlistStrategy = ShortlistStrategy.retrieval
+    pairs_per_image: int = Field(description="k of the nearest-neighbour shortlist.")
+    window: int = Field(description="The sequential window (strategies with 'sequential').")
+
+
 JobPayload = Annotated[
     ClassifyPayload
     | ScenesPayload
+    | PlanPayload
     | IngestPayload
     | SearchPayload
     | EvaluatePayload
@@ -107,8 +121,25 @@ class ScenesResult(SceneBatch):
         return cls(**dict(batch))
 
 
+class PlanResult(SceneBatch):
+    """The scene analysis with the overall matcher, which pairs to match, the dataset's
+    hygiene, and where to download the ready-to-run bundle."""
+
+    kind: Literal[JobKind.plan] = JobKind.plan
+    shortlist: PairShortlist
+    hygiene: HygieneReport
+    collection_id: str | None = None
+    bundle_url: str = Field(description="GET it for the plan's archive (zip).")
+
+
 JobResult = Annotated[
-    ClassifyResult | ScenesResult | IngestResult | SearchResult | EvaluateResult | ImportResult,
+    ClassifyResult
+    | ScenesResult
+    | PlanResult
+    | IngestResult
+    | SearchResult
+    | EvaluateResult
+    | ImportResult,
     Field(discriminator="kind"),
 ]
 

@@ -678,6 +678,12 @@ class Collections:
         records = self._records_of(collection_id, image_ids)
         return [image_from_record(collection_id, r) if r else None for r in records]
 
+    def thumbnails(self, collection_id: str, image_ids: Sequence[str]) -> list[bytes | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for image_id in image_ids:
+            pipe.hget(image_key(collection_id, image_id), "thumbnail")
+        return pipe.execute()
+
     def image_labels(self, collection_id: str, image_ids: Sequence[str]) -> list[list[str]]:
         return [
             json.loads(r.get(b"labels", b"[]")) for r in self._records_of(collection_id, image_ids)

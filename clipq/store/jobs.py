@@ -251,6 +251,9 @@ class ApiStore:
     async def callback_url(self, job_id: str) -> str:
         return _text(await self.redis.hget(job_key(job_id), "callback_url")) or ""
 
+    async def payload(self, job_id: str) -> str | None:
+        return _text(await self.redis.hget(job_key(job_id), "payload"))
+
     async def cancel_job(self, job_id: str) -> CancelOutcome:
         return CancelOutcome(
             int(await self._cancel(keys=_job_keys(job_id), args=[now().isoformat()]))

@@ -62,9 +62,11 @@ def auth(key: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def owned_by_a(secured: Service) -> dict[str, str]:
-    """Real ids of tenant A's resources: a job, a collection and an image in it."""
+    """Real ids of tenant A's resources: a job, a plan, a collection and an image in it."""
     headers = auth(KEY_A)
     job = secured.http.post("/v1/classify", files=files(), headers=headers).json()
+    pictures = [("images", (f"{i}.png", png_bytes((i, 9, 9)), "image/png")) for i in (1, 2)]
+    plan = secured.http.post("/v1/plans", files=pictures, headers=headers).json()
     made = secured.http.post("/v1/collections", json={"name": "a's"}, headers=headers).json()
     ingest = secured.http.post(
         f"/v1/collections/{made['id']}/images",
@@ -74,7 +76,13 @@ def owned_by_a(secured: Service) -> dict[str, str]:
     done = wait(secured, ingest["id"], KEY_A)
     assert done["status"] == "succeeded", done
     image_id = done["result"]["images"][0]["image_id"]
-    return {"job_id": job["id"], "collection_id": made["id"], "image_id": image_id}
+    assert wait(secured, plan["id"], KEY_A)["status"] == "succeeded"
+    return {
+        "job_id": job["id"],
+        "plan_id": plan["id"],
+        "collection_id": made["id"],
+        "image_id": image_id,
+    }
 
 
 def wait(service: Service, job_id: str, key: str) -> dict:

@@ -57,6 +57,28 @@ def test_generated_client_classifies_with_typed_classes(service: Service, tmp_pa
         assert first.filename == "red.png"
         assert all(isinstance(p, models.LabelScore) for p in first.predictions)
         assert len(first.predictions) == 2
+
+        plans = importlib.import_module("clipq_client.api.plans.create_plan")
+        bundle = importlib.import_module("clipq_client.api.plans.get_plan_bundle")
+        pictures = [png_bytes((i * 40, 90, 200 - i * 30)) for i in range(4)]
+        plan = plans.sync(
+            client=client,
+            body=models.BodyCreatePlan(
+                images=[
+                    types.File(payload=io.BytesIO(data), file_name=f"v{i}.png")
+                    for i, data in enumerate(pictures)
+                ],
+                pairs_per_image=2,
+            ),
+        )
+        while plan.status not in (models.JobStatus.SUCCEEDED, models.JobStatus.FAILED):
+            assert time.monotonic() < deadline + 60
+            plan = get_job.sync(job_id=plan.id, client=client, wait=5)
+        assert isinstance(plan.result, models.PlanResult)
+        assert isinstance(plan.result.shortlist.pairs[0], models.ImagePair)
+        assert plan.result.shortlist.exhaustive_pairs == 6
+        archive = bundle.sync_detailed(plan_id=plan.id, client=client)
+        assert archive.status_code == 200 and archive.content[:2] == b"PK"
     finally:
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("clipq_client")]:
