@@ -8,6 +8,7 @@ import { setupClassify } from "./js/classify.js";
 import { loadCollections, setupCollections } from "./js/collections.js";
 import { $ } from "./js/dom.js";
 import { loadModels, setupModels } from "./js/models.js";
+import { setupPlan } from "./js/plan.js";
 import { loadSceneTypes, setupScenes } from "./js/scenes.js";
 
 function setupTabs() {
@@ -32,8 +33,13 @@ function setupTabs() {
       select(tabs[(moves[event.key] + tabs.length) % tabs.length]);
     });
   });
-  const initial = tabs.find((t) => t.id === `tab-${location.hash.slice(1)}`) ?? tabs[0];
-  select(initial, false);
+  const fromHash = () => tabs.find((t) => t.id === `tab-${location.hash.slice(1)}`);
+  select(fromHash() ?? tabs[0], false);
+  // A link to #plan (or the address bar) opens its tab without a reload.
+  window.addEventListener("hashchange", () => {
+    const tab = fromHash();
+    if (tab && tab.getAttribute("aria-selected") !== "true") select(tab, false);
+  });
 }
 
 async function checkService() {
@@ -61,6 +67,7 @@ async function checkService() {
 
 setupApiKey();
 setupScenes();
+setupPlan();
 setupClassify();
 setupCollections();
 setupModels();

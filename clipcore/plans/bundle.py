@@ -894,8 +894,13 @@ def _readme_run(plan: _Plan, files: set[str]) -> str:
         f"DRY_RUN=1 bash {COLMAP_SCRIPT} /path/to/images /path/to/output   # print the commands",
         "```",
         "",
-        f"- {HLOC_SCRIPT}: needs hloc (github.com/cvg/Hierarchical-Localization) and "
-        "pycolmap; `--help` lists its options.",
+    ]
+    if HLOC_SCRIPT in files:
+        lines.append(
+            f"- {HLOC_SCRIPT}: needs hloc (github.com/cvg/Hierarchical-Localization) and "
+            "pycolmap; `--help` lists its options."
+        )
+    lines += [
         f"- {COLMAP_SCRIPT}: `colmap feature_extractor`, `colmap matches_importer "
         "--match_type pairs`, `colmap mapper`; the model lands in OUTPUT/sparse/0.",
         f"- {GLOMAP_SCRIPT}: the same extraction and matching, then `glomap mapper`, or "

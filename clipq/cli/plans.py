@@ -108,7 +108,8 @@ def report(
     )
     if shortlist.unpaired:
         print(f"unpaired: {len(shortlist.unpaired)} (in no pair; see README.md)")
-    print(f"bundle: {out}/ (README.md, pairs.txt, run_hloc.py, run_colmap.sh, run_glomap.sh)")
+    written = sorted(path.name for path in out.iterdir() if path.name != "plan.json")
+    print(f"bundle: {out}/ ({', '.join(written)}; plan.json: the whole result)")
 
 
 def _with_server(

@@ -1,7 +1,9 @@
-// Downloads: JSON and CSV of a result, named by time.
+// Downloads: JSON and CSV of a result, named by time; files the API serves (a plan's bundle).
 
-import { $, h } from "./dom.js";
+import { ApiError, askForKey, authHeader, describeStatus, UNREACHABLE } from "./api.js";
+import { h } from "./dom.js";
 
+/** Save `text` (a string or a Blob) as a file named `filename`. */
 export function download(filename, text, type) {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const link = h("a", { href: url, download: filename, hidden: true });
@@ -46,3 +48,29 @@ export function downloadButtons(result, name, toCsv) {
   );
 }
 
+
+/**
+ * A file the API serves (a plan's bundle), saved under its Content-Disposition name. Fetched
+ * with the API key (a plain link cannot send the Authorization header), then saved from a blob;
+ * a problem answer becomes an ApiError with its detail, as api() does.
+ */
+export async function downloadFrom(path, fallbackName) {
+  let response;
+  try {
+    response = await fetch(path, {
+      headers: { Accept: "application/zip, application/problem+json", ...authHeader() },
+    });
+  } catch {
+    throw new ApiError(UNREACHABLE);
+  }
+  if (!response.ok) {
+    const problem = await response.json().catch(() => null);
+    let detail = problem?.detail || problem?.title || describeStatus(response.status);
+    if (response.status === 401) detail = askForKey(detail);
+    throw new ApiError(detail, { status: response.status, problem });
+  }
+  const disposition = response.headers.get("Content-Disposition") ?? "";
+  const name = /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? fallbackName;
+  const type = response.headers.get("Content-Type") ?? "application/octet-stream";
+  download(name, await response.blob(), type);
+}

@@ -10,7 +10,10 @@ export function dropZone(zone, input, onFiles) {
   const open = () => {
     if (!disabled()) input.click();
   };
-  zone.addEventListener("click", open);
+  // input.click() bubbles a click up to the zone: opening again there would ask twice.
+  zone.addEventListener("click", (event) => {
+    if (event.target !== input) open();
+  });
   zone.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
@@ -93,6 +96,7 @@ export function thumbImg(src, alt, isImage = true) {
     src,
     alt,
     loading: "lazy",
+    decoding: "async",
     onerror: (event) => event.currentTarget.replaceWith(placeholder()),
   });
 }
