@@ -154,23 +154,23 @@ class Settings(BaseSettings):
         0.1, ge=0, le=1, description="A lead over the second scene below this is 'uncertain'."
     )
     plan_pairs_per_image: int = Field(
-        20, ge=1, le=200, description="A plan's k nearest neighbours per image, unless it asks."
+        30, ge=1, le=200, description="A plan's k nearest neighbours per image, unless it asks."
     )
     plan_window: int = Field(
-        10, ge=0, le=200, description="A plan's sequential window, unless it asks."
+        20, ge=0, le=200, description="A plan's sequential window, unless it asks."
     )
     plan_blur_review: float = Field(
-        0.5, ge=0, le=1, description="Blurry below this share of the dataset's median sharpness."
+        0.3, ge=0, le=1, description="Blurry below this share of the dataset's median sharpness."
     )
     plan_blur_drop: float = Field(
-        0.2, ge=0, le=1, description="Suggest dropping below this share of the median sharpness."
+        0.15, ge=0, le=1, description="Suggest dropping below this share of the median sharpness."
     )
     plan_clipped_share: float = Field(
         0.25, ge=0, le=1, description="Over/under-exposed above this share of clipped pixels."
     )
     plan_min_side: int = Field(480, ge=0, description="Low resolution below this shorter side.")
     plan_duplicate_similarity: float = Field(
-        0.97, ge=0, le=1, description="Near-duplicates at or above this thumbnail correlation."
+        0.92, ge=0, le=1, description="Near-duplicates at or above this thumbnail correlation."
     )
     sync_timeout_seconds: float = Field(
         300, gt=0, description="How long the seed-compatible /api endpoints wait for their job."

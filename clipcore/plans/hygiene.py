@@ -32,7 +32,10 @@ from clipcore.plans.schemas import (
 from clipcore.plans.shortlist import nearest_neighbours
 
 MEASURED_SIZE = WorkingSize(longest_side=512)
-THUMBNAIL_SIZE = (32, 24)  # 4:3; small enough that sensor noise and a pixel of jitter vanish
+THUMBNAIL_SIZE = (64, 48)  # 4:3 grey; correlated at half this size, where noise and jitter vanish
+# Near-duplicates are also aligned: a frame moved along a repetitive texture (planks, tiles)
+# can correlate as well as a duplicate, but phase correlation finds its shift.
+MAX_DUPLICATE_SHIFT = 0.03  # of the thumbnail's width or height
 DUPLICATE_CANDIDATES = 8  # embedding neighbours of each image checked for duplication
 HIGHLIGHT, SHADOW = 250, 5  # of 255
 MAX_PIXELS = 100_000_000  # the upload limits have been checked before; this only guards
@@ -45,7 +48,7 @@ _FOCAL_LENGTH, _FOCAL_LENGTH_35MM = 0x920A, 0xA405
 @dataclass
 class Measured:
     hygiene: ImageHygiene
-    thumbnail: np.ndarray | None  # zero-mean, unit-norm grey thumbnail; None if undecodable
+    thumbnail: np.ndarray | None  # grey THUMBNAIL_SIZE levels (rows, columns); None if unreadable
 
 
 def measure_image(filename: str, data: bytes) -> Measured:
@@ -101,11 +104,27 @@ def laplacian_variance(grey: np.ndarray) -> float:
 
 
 def thumbnail(image: Image.Image) -> np.ndarray:
-    small = np.asarray(image.convert("L").resize(THUMBNAIL_SIZE, Image.Resampling.BOX))
-    vector = small.astype(np.float32).ravel()
-    vector -= vector.mean()
+    small = image.convert("L").resize(THUMBNAIL_SIZE, Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float32)
+
+
+def coarse_unit(levels: np.ndarray) -> np.ndarray:
+    """The thumbnail at half size, zero-mean and unit-norm (for correlation)."""
+    rows, columns = levels.shape
+    vector = levels.reshape(rows // 2, 2, columns // 2, 2).mean(axis=(1, 3)).ravel()
+    vector = vector - vector.mean()
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
+
+
+def relative_shift(a: np.ndarray, b: np.ndarray) -> float:
+    """How far ``b`` is moved against ``a`` (phase correlation), as a share of the side."""
+    cross = np.fft.rfft2(a - a.mean()) * np.conj(np.fft.rfft2(b - b.mean()))
+    peak = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=a.shape)
+    dy, dx = np.unravel_index(int(np.argmax(peak)), a.shape)
+    rows, columns = a.shape
+    dy, dx = min(dy, rows - dy), min(dx, columns - dx)  # the peak wraps around
+    return max(dy / rows, dx / columns)
 
 
 def exif_fields(data: bytes) -> dict[str, float | str | None]:
@@ -157,7 +176,9 @@ def judge(
     """The report from measures already taken: flags, duplicate groups, actions."""
     limits = thresholds or HygieneThresholds()
     decodable = [m.hygiene for m in measured if m.thumbnail is not None]
-    sharpness = [h.sharpness for h in decodable if h.sharpness is not None]
+    # Clipped pixels have no edges: a crushed or blown-out image measures as blurred, so it
+    # neither sets the dataset's sharpness nor is judged by it (its exposure flag says why).
+    sharpness = [h.sharpness for h in decodable if h.sharpness is not None and _exposed(h, limits)]
     median = float(np.median(sharpness)) if sharpness else 0.0
     for hygiene in decodable:
         _judge_image(hygiene, median, limits)
@@ -178,9 +199,15 @@ def judge(
     )
 
 
+def _exposed(hygiene: ImageHygiene, limits: HygieneThresholds) -> bool:
+    """Whether the image is well exposed: neither clipped share above the limit."""
+    clipped = max(hygiene.clipped_highlights or 0, hygiene.clipped_shadows or 0)
+    return clipped <= limits.clipped_share
+
+
 def _judge_image(hygiene: ImageHygiene, median: float, limits: HygieneThresholds) -> None:
     drop, review = [], []
-    if hygiene.sharpness is not None and median > 0:
+    if hygiene.sharpness is not None and median > 0 and _exposed(hygiene, limits):
         hygiene.relative_sharpness = round(hygiene.sharpness / median, 4)
         share = f"{hygiene.relative_sharpness:.0%} of the dataset's median sharpness"
         if hygiene.relative_sharpness < limits.blur_drop:
@@ -205,8 +232,8 @@ def _judge_image(hygiene: ImageHygiene, median: float, limits: HygieneThresholds
 def duplicate_groups(
     measured: Sequence[Measured], embeddings: np.ndarray, min_correlation: float
 ) -> list[DuplicateGroup]:
-    """Connected groups of images whose thumbnails correlate ≥ ``min_correlation``, among
-    each image's embedding neighbours; each group keeps its sharpest image."""
+    """Connected groups of images whose thumbnails correlate ≥ ``min_correlation`` and are
+    aligned, among each image's embedding neighbours; each group keeps its sharpest image."""
     usable = [i for i, m in enumerate(measured) if m.thumbnail is not None]
     if len(usable) < 2:
         return []
@@ -220,12 +247,16 @@ def duplicate_groups(
             a = parent[a]
         return a
 
+    levels = [measured[i].thumbnail for i in usable]
+    coarse = [coarse_unit(level) for level in levels if level is not None]
     for a, row in enumerate(neighbours):
-        for b in row:
-            thumb_a, thumb_b = measured[usable[a]].thumbnail, measured[usable[int(b)]].thumbnail
-            assert thumb_a is not None and thumb_b is not None
-            if float(thumb_a @ thumb_b) >= min_correlation:
-                parent[root(a)] = root(int(b))
+        for b in map(int, row):
+            if float(coarse[a] @ coarse[b]) < min_correlation:
+                continue
+            level_a, level_b = levels[a], levels[b]
+            assert level_a is not None and level_b is not None
+            if relative_shift(level_a, level_b) <= MAX_DUPLICATE_SHIFT:
+                parent[root(a)] = root(b)
     members: dict[int, list[int]] = {}
     for a in range(len(usable)):
         members.setdefault(root(a), []).append(usable[a])

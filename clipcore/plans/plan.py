@@ -33,8 +33,8 @@ from clipcore.schemas import SceneBatch
 from clipcore.taxonomy import Speed, Taxonomy
 
 # Chosen from clipcore.lab.plan_eval's measurements (README, "Plans").
-DEFAULT_PAIRS_PER_IMAGE = 20
-DEFAULT_WINDOW = 10
+DEFAULT_PAIRS_PER_IMAGE = 30
+DEFAULT_WINDOW = 20
 
 
 @dataclass(frozen=True)

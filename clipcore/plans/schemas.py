@@ -64,15 +64,15 @@ class HygieneThresholds(BaseModel):
     """When an image is flagged; the defaults are justified in the README ("Plans")."""
 
     blur_review: float = Field(
-        0.5, description="Flag as blurry below this share of the dataset's median sharpness."
+        0.3, description="Flag as blurry below this share of the dataset's median sharpness."
     )
-    blur_drop: float = Field(0.2, description="Suggest dropping below this share.")
+    blur_drop: float = Field(0.15, description="Suggest dropping below this share.")
     clipped_share: float = Field(
         0.25, description="Flag exposure when more than this share of pixels is clipped."
     )
     min_side: int = Field(480, description="Flag images whose shorter side is below this (px).")
     duplicate_similarity: float = Field(
-        0.97,
+        0.92,
         description="Two images are near-duplicates when their small grey thumbnails correlate "
         "at least this much (and their embeddings are neighbours).",
     )
