@@ -9,25 +9,42 @@ What a person sees is checked against what the API answered for the same job. Sc
 from __future__ import annotations
 
 import io
+import os
+import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Service
-from tests.e2e.test_web import (  # noqa: F401 (fixtures)
+from tests.e2e.browser import checked_page, launch_chromium
+from tests.e2e.conftest import Service, env_on, private_redis, running_service
+from tests.e2e.test_faults import parent_of
+from tests.e2e.test_web import (
     BLUE_SQUARE,
     GREEN_TRIANGLE,
     NOTES,
     RED_CIRCLE,
-    browser,
     file_payload,
-    page,
+    record_progress,
     scene_label,
     snap,
     submitted_job,
 )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launch_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def page(browser: Browser, service: Service, request: pytest.FixtureRequest) -> Iterator[Page]:
+    with checked_page(browser, service.base_url, request) as page:
+        yield page
 
 
 def mixed_dataset(count: int) -> list[dict[str, Any]]:
@@ -73,7 +90,22 @@ def expected_row(image: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_a_thousand_scene_results_at_a_glance(page: Page, service: Service) -> None:
+@pytest.fixture(scope="module")
+def roomy(base_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service that takes 1,000 images in one job (CLIPQ_MAX_FILES_PER_JOB; 500 by default)."""
+    folder = tmp_path_factory.mktemp("roomy")
+    with private_redis(folder / "redis") as server:
+        env = env_on(base_env, server, CLIPQ_MAX_FILES_PER_JOB="1000")
+        with running_service(env, folder / "logs") as service:
+            yield service
+
+
+def test_a_thousand_scene_results_at_a_glance(browser, roomy: Service, request) -> None:
+    with checked_page(browser, roomy.base_url, request) as page:
+        thousand_results(page, roomy)
+
+
+def thousand_results(page: Page, service: Service) -> None:
     files = mixed_dataset(1000)
     page.get_by_role("radio", name="Fast").check()
     job_id = submitted_job(page, "/v1/scenes", lambda: page.set_input_files("#scenes-files", files))
@@ -149,16 +181,12 @@ def test_a_thousand_scene_results_at_a_glance(page: Page, service: Service) -> N
     scene, members = max(by_scene.items(), key=lambda item: len(item[1]))
     started = time.monotonic()
     page.locator("#scenes-filter").select_option(f"scene:{scene}")
-    expect(page.locator("#scenes-shown")).to_have_text(
-        f"Showing {len(members)} of 1000 images."
-    )
+    expect(page.locator("#scenes-shown")).to_have_text(f"Showing {len(members)} of 1000 images.")
     print(f"filter to {scene} ({len(members)}): {(time.monotonic() - started) * 1000:.0f} ms")
     assert table_rows(page) == [expected_row(i) for i in members]
     uncertain = [i for i in images if i["prediction"]["uncertain"]]
     page.locator("#scenes-filter").select_option("uncertain")
-    expect(page.locator("#scenes-shown")).to_have_text(
-        f"Showing {len(uncertain)} of 1000 images."
-    )
+    expect(page.locator("#scenes-shown")).to_have_text(f"Showing {len(uncertain)} of 1000 images.")
     assert table_rows(page) == [expected_row(i) for i in uncertain]
     page.locator("#scenes-filter").select_option("failed")
     expect(page.locator("#scenes-shown")).to_have_text("Showing 0 of 1000 images.")
@@ -269,3 +297,120 @@ def _png(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+# --- every state a person can meet ------------------------------------------------------------
+
+
+def test_a_worker_lost_mid_job_is_said_and_the_bar_stays_honest(
+    browser, base_env, tmp_path, request
+) -> None:
+    """A worker killed mid-job (as test_faults does): the page says so from the job's own
+    fields (``attempts``), and the bar restarts with the new attempt, saying why."""
+    with private_redis(tmp_path / "redis") as server:
+        env = env_on(base_env, server, CLIPQ_BATCH_SIZE="1", CLIPQ_JOB_LEASE_SECONDS="3")
+        with (
+            running_service(env, tmp_path / "logs", workers=2) as service,
+            checked_page(browser, service.base_url, request) as page,
+        ):
+            record_progress(page, "#scenes-job .job-text")
+            files = mixed_dataset(200)
+            job_id = submitted_job(
+                page, "/v1/scenes", lambda: page.set_input_files("#scenes-files", files)
+            )
+            key = f"clipq:job:{job_id}"
+            deadline = time.monotonic() + 120
+            while int(service.redis.hget(key, "progress_done") or 0) < 20:
+                assert time.monotonic() < deadline, "the job never started"
+                time.sleep(0.05)
+            child = int(service.redis.hget(key, "lease").decode().split(":")[1])
+            os.kill(parent_of(child), signal.SIGKILL)
+            os.kill(child, signal.SIGKILL)
+            text = page.locator("#scenes-job .job-text")
+            expect(text).to_contain_text("Worker lost — retrying (attempt 2)", timeout=60_000)
+            snap(page, "worker-lost")
+            expect(page.locator("#scenes-table tbody tr")).to_have_count(200, timeout=300_000)
+            final = service.wait_for(job_id)
+            assert final["attempts"] == 2 and final["status"] == "succeeded"
+            seen = page.evaluate("window.progressSeen")
+            # Before the loss: plain counts; after it, every count says which attempt it is.
+            lost = next(i for i, t in enumerate(seen) if t.startswith("Worker lost"))
+            assert any(" of 200 images" in t for t in seen[:lost])
+            assert all(t.startswith("Worker lost") for t in seen[lost:] if "of 200" in t), seen
+
+
+# --- collections: the viewer, find similar, one image deleted, labels edited -------------------
+
+
+def test_a_collection_image_in_the_viewer(page: Page, service: Service) -> None:
+    name = "viewed shapes"
+    collection = service.http.post("/v1/collections", json={"name": name}).json()
+    base = f"/v1/collections/{collection['id']}"
+    shapes = (RED_CIRCLE, BLUE_SQUARE, GREEN_TRIANGLE)
+    files = [("images", (f["name"], f["buffer"], f["mimeType"])) for f in shapes]
+    files += [("labels", (None, label)) for label in ("red circle", "blue square", "")]
+    ingest = service.http.post(f"{base}/images", files=files)
+    assert service.wait_for(ingest.json()["id"])["status"] == "succeeded"
+    service.http.post("/v1/collections", json={"name": "another one"})
+
+    # The choice survives a reload (the newest is not the one chosen).
+    page.get_by_role("tab", name="Collections & search").click()
+    page.locator("#collection-select").select_option(collection["id"])
+    page.reload()
+    page.get_by_role("tab", name="Collections & search").click()
+    expect(page.locator("#collection-select")).to_have_value(collection["id"])
+    tiles = page.locator("#collection-images .image-tile")
+    expect(tiles).to_have_count(3)
+
+    # A name it already has is refused at the name field.
+    page.get_by_label("Name", exact=True).fill(name.upper())
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(page.locator("#collection-name-error")).to_contain_text(f"named '{name}'")
+    expect(page.locator("#collection-name")).to_have_attribute("aria-invalid", "true")
+
+    # The viewer: the thumbnail whole with its regions, the image's facts; → steps.
+    listed = service.http.get(f"{base}/images").json()["images"]
+    tiles.nth(0).locator(".thumb-frame").click()
+    viewer = page.locator("#viewer")
+    expect(viewer.locator("#viewer-title")).to_have_text(listed[0]["filename"])
+    expect(viewer.locator(".viewer-fit .box.region")).to_have_count(len(listed[0]["regions"]))
+    expect(viewer.locator(".viewer-facts")).to_contain_text("red circle")
+    page.keyboard.press("ArrowRight")
+    expect(viewer.locator("#viewer-title")).to_have_text(listed[1]["filename"])
+    snap(page, "viewer-collection")
+
+    # Labels edited there are the API's from then on.
+    viewer.locator("#viewer-labels").fill("navy square, square")
+    viewer.get_by_role("button", name="Save labels").click()
+    expect(viewer.locator("#viewer-status")).to_have_text("Labels saved: navy square, square.")
+    stored = service.http.get(f"{base}/images").json()["images"]
+    assert stored[1]["labels"] == ["navy square", "square"]
+    viewer.locator("#viewer-labels").fill("x" * 201)
+    viewer.get_by_role("button", name="Save labels").click()
+    expect(viewer.locator("#viewer-labels-error")).not_to_be_empty()
+
+    # Find similar from the viewer: the hits are the API's image → image search.
+    with page.expect_response(lambda r: r.url.endswith("/similar")):
+        viewer.get_by_role("button", name="Find similar").click()
+    expect(viewer).to_be_hidden()
+    hits = page.locator("#search-results .hit")
+    expected = service.http.post(
+        f"{base}/images/{listed[1]['id']}/similar", json={"top_k": 8, "min_score": None}
+    )
+    result = service.wait_for(expected.json()["id"])["result"]
+    expect(hits.locator(".file-title")).to_have_text([h["filename"] for h in result["hits"]])
+    expect(page.locator("#search-results .hint").first).to_contain_text(
+        f"images like {listed[1]['filename']}"
+    )
+
+    # Delete one image from the viewer: gone from the page and from the API.
+    page.once("dialog", lambda dialog: dialog.accept())
+    tiles.nth(2).locator(".thumb-frame").click()
+    expect(viewer.locator("#viewer-title")).to_have_text(listed[2]["filename"])
+    viewer.get_by_role("button", name="Delete image").click()
+    expect(viewer).to_be_hidden()
+    expect(tiles).to_have_count(2)
+    expect(page.locator("#collection-images-status")).to_contain_text("2 images")
+    after = service.http.get(f"{base}/images").json()
+    assert after["total"] == 2
+    assert [i["filename"] for i in after["images"]] == [i["filename"] for i in listed[:2]]

@@ -589,7 +589,8 @@ export function setupScenes() {
     controls: [runButton, ...form.querySelectorAll("input[name=speed]")],
     onBusy: (busy) => {
       zone.setAttribute("aria-disabled", String(busy));
-      selection.locked = busy;
+      selection.locked = busy; // no file leaves the selection while a job runs on it
+      selection.render(selection.errors);
     },
   });
 
