@@ -25,7 +25,12 @@ def check_template(template: str) -> str:
 
 
 def format_prompt(template: str, label: str) -> str:
-    return template.replace(SLOT, label)
+    """The template with the label in its slot; "a {}" before a vowel reads "an"
+    ("a photo of an orange circle"), as the captions models learn from do."""
+    before, after = template.split(SLOT, 1)
+    if label[:1].lower() in "aeiou" and label[:1] and (before == "a " or before.endswith(" a ")):
+        before = before[:-2] + "an "
+    return before + label + after
 
 
 Label = Annotated[

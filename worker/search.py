@@ -91,7 +91,9 @@ def search_part(
     index = indexes.get(payload.collection_id)
     query, itself = query_embedding(store, index, clip, text_cache, payload, embed_upload)
     scoring = (payload.rerank, payload.fusion, payload.crop_weight)
-    ranked = retrieval.search(index, query, payload.top_k, *scoring, exclude=itself)
+    deleted = store.deleted(payload.collection_id)  # their rows stay: rank past them
+    ranked = retrieval.search(index, query, payload.top_k + len(deleted), *scoring, exclude=itself)
+    ranked = [hit for hit in ranked if index.image_ids[hit.row] not in deleted][: payload.top_k]
     nulls = None
     if payload.min_score is None and payload.query is not None and index.size:
         prompts = cached_classifier(text_cache, clip, list(null_prompts()), ["{}"])
@@ -166,10 +168,11 @@ def answer(
     if result.no_match:
         return result
     found = store.images(payload.collection_id, [hit.image_id for hit in ranked])
-    records = [record for record in found if record is not None]
-    if len(records) != len(found):
+    if None in found and store.get(payload.collection_id) is None:
         raise NotFound(f"collection {payload.collection_id} was deleted during the search")
-    for hit, record in zip(ranked, records, strict=True):
+    for hit, record in zip(ranked, found, strict=True):
+        if record is None:  # deleted since it was ranked
+            continue
         box = None if hit.region is None else record.regions[hit.region].box
         result.hits.append(
             SearchHit(

@@ -14,14 +14,17 @@ from api.forms import ingest_labels, ingest_metadata, served_model
 from api.jobs import JobSubmitter, SubmitterDep, accepted
 from api.openapi import problems
 from api.uploads import AcceptedUpload, accept_uploads
+from clipcore.errors import InvalidInput
 from clipcore.prompts import MAX_LABEL_LENGTH
 from clipcore.schemas import Fusion, RerankMode
 from clipq.contracts.collections import (
     Collection,
     CollectionCreate,
+    CollectionImage,
     CollectionImagePage,
     EvaluatePayload,
     EvaluateRequest,
+    ImageLabels,
     IngestItem,
     IngestPayload,
     SearchOptions,
@@ -45,7 +48,9 @@ async def existing(collections: CollectionsDep, collection_id: str, owner: str) 
     return collection
 
 
-@router.post("", status_code=201, response_model=Collection, responses=problems(400, 401, 403, 422))
+@router.post(
+    "", status_code=201, response_model=Collection, responses=problems(400, 401, 403, 409, 422)
+)
 async def create_collection(
     body: CollectionCreate,
     collections: CollectionsDep,
@@ -54,7 +59,8 @@ async def create_collection(
     response: Response,
 ) -> Collection:
     """Create an empty collection bound to one model (``model``, default the deployment's
-    first): its images are embedded, and its searches run, on that model's workers."""
+    first): its images are embedded, and its searches run, on that model's workers. A name
+    the API key's collections already have (case and spacing aside) is a 409 naming it."""
     model = served_model(settings, body.model, "model")
     limit = settings.max_collections_per_tenant
     collection = await collections.create(body.name, model, body.crop_background, owner, limit)
@@ -156,6 +162,47 @@ async def list_images(
     await existing(collections, collection_id, owner)
     total, images = await collections.images(collection_id, offset, limit)
     return CollectionImagePage(total=total, images=images)
+
+
+@router.delete(
+    "/{collection_id}/images/{image_id}", status_code=204, responses=problems(401, 404, 422)
+)
+async def delete_image(
+    collection_id: str, image_id: str, collections: CollectionsDep, owner: OwnerDep
+) -> RawResponse:
+    """Delete one image: no search, listing or evaluation shows it from then on, and its
+    bytes may be added again (as a new image)."""
+    await existing(collections, collection_id, owner)
+    if not await collections.delete_image(collection_id, image_id):
+        raise NotFound(f"no image {image_id!r} in collection {collection_id!r}")
+    return RawResponse(status_code=204)
+
+
+@router.patch(
+    "/{collection_id}/images/{image_id}",
+    response_model=CollectionImage,
+    responses=problems(400, 401, 404, 409, 422),
+)
+async def set_image_labels(
+    collection_id: str,
+    image_id: str,
+    body: ImageLabels,
+    collections: CollectionsDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+) -> CollectionImage:
+    """Replace an image's labels (what evaluation takes as its truth). 409 for an image
+    imported as an embedding: it keeps the labels of its import."""
+    await existing(collections, collection_id, owner)
+    labels = list(dict.fromkeys(body.labels))
+    if len(labels) > settings.max_labels:
+        raise InvalidInput.for_field(
+            "labels", f"{len(labels)} labels is more than {settings.max_labels} (CLIPQ_MAX_LABELS)"
+        )
+    image = await collections.set_labels(collection_id, image_id, labels)
+    if image is None:
+        raise NotFound(f"no image {image_id!r} in collection {collection_id!r}")
+    return image
 
 
 @router.get(

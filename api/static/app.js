@@ -42,27 +42,31 @@ function setupTabs() {
   });
 }
 
+/** The header's pill: a few words (one line, whatever the state), the whole story as its title. */
 async function checkService() {
   const el = $("#service-status");
   let health = "down";
-  let text = UNREACHABLE;
+  let [text, detail] = ["Unreachable", UNREACHABLE];
   try {
     const response = await fetch("/readyz", { headers: { Accept: "application/json" } });
     const body = await response.json().catch(() => null);
     if (response.ok) {
       health = "ready";
       text = `Ready · ${body.workers} worker${body.workers === 1 ? "" : "s"}`;
+      detail = `The service is ready; ${text.slice(8)} running.`;
     } else if (body && body.redis === false) {
-      text = "The job store (Redis) is down: jobs cannot be accepted.";
+      [text, detail] = ["Job store down", "The job store (Redis) is down: jobs cannot be accepted."];
     } else if (body) {
       health = "degraded";
-      text = "No worker is running: jobs will wait in the queue.";
+      [text, detail] = ["No worker", "No worker is running: jobs will wait in the queue."];
     }
   } catch {
     // unreachable: the defaults above
   }
   el.dataset.state = health;
   el.textContent = text;
+  el.title = detail;
+  el.setAttribute("aria-label", detail);
 }
 
 setupApiKey();

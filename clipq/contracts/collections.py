@@ -76,6 +76,15 @@ class CollectionImage(BaseModel):
     )
 
 
+class ImageLabels(BaseModel):
+    """An image's labels, all of them: what it carries from now on."""
+
+    labels: list[Label] = Field(
+        description="Each at most 200 characters; duplicates count once; at most "
+        "CLIPQ_MAX_LABELS. Empty: the image carries none."
+    )
+
+
 class CollectionImagePage(BaseModel):
     total: int
     images: list[CollectionImage]

@@ -4,7 +4,8 @@ Layout (``{c}`` is ``clipq:coll:{<id>}``, ``{t}`` is ``clipq:tenant:<owner>``)::
 
     {t}:collections           sorted set of the tenant's collection ids by creation time
     {c}                       hash: id, name, model, owner, created_at, crop_background,
-                              image_count, crop_count, dim, version
+                              image_count (rows, deleted ones too), deleted_count,
+                              crop_count, dim, version
     {c}:img:{image_id}        hash: filename, sha256, labels, metadata, width, height, regions,
                               thumbnail, row (an ingested image)
     {c}:block:{first_row}     string: the records of one bulk-imported part's images
@@ -13,6 +14,7 @@ Layout (``{c}`` is ``clipq:coll:{<id>}``, ``{t}`` is ``clipq:tenant:<owner>``)::
     {c}:rows                  list: image id of each embedding row
     {c}:sha                   hash: sha256 → image id (re-ingesting the same bytes is a no-op)
     {c}:labels                hash: label → number of images carrying it
+    {c}:deleted               set: ids of deleted images (their rows stay, never matched)
     {c}:parts                 hash: part name → JSON {rows, first_row} of each bulk import
     {c}:emb:{segment}         fp16 image embeddings, SEGMENT_ROWS rows per string
     {c}:crop:{segment}        fp16 crop embeddings, SEGMENT_ROWS rows per string
@@ -50,10 +52,11 @@ from typing import TYPE_CHECKING, Any
 import redis
 import redis.asyncio as aioredis
 
+from clipcore.problem import FieldError
 from clipcore.schemas import CropBackground, Region
 from clipq._optional import numpy
 from clipq.contracts.collections import Collection, CollectionImage
-from clipq.errors import QuotaExceeded, ServiceUnavailable
+from clipq.errors import Conflict, QuotaExceeded, ServiceUnavailable
 from clipq.store.imported import (
     IMPORT_SCRIPT,
     RECORDS_PER_CALL,
@@ -76,6 +79,7 @@ DELETE_CHUNK = 500
 INDEX_DUE_TTL_SECONDS = 86_400  # a mark no task took (its worker died) goes by itself
 EMBEDDING_DTYPE = "float16"
 OWNER_DTYPE = "int32"
+COUNT_FIELDS = ["image_count", "deleted_count"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,7 +133,7 @@ def collection_from_record(record: Mapping[Any, Any]) -> Collection:
         id=as_text(fields["id"]),
         name=as_text(fields["name"]),
         model=as_text(fields["model"]),
-        image_count=int(fields.get("image_count", 0)),
+        image_count=int(fields.get("image_count", 0)) - int(fields.get("deleted_count", 0)),
         version=int(fields.get("version", 0)),
         created_at=datetime.fromisoformat(as_text(fields["created_at"])),
         crop_background=CropBackground(as_text(fields["crop_background"])),
@@ -175,6 +179,16 @@ return moved
 LAYOUT_KEY = "clipq:layout"  # "tagged" once every collection's keys carry their hash tag
 
 
+def same_name(name: str) -> str:
+    """What makes two collection names the same to a person: case and spacing aside."""
+    return " ".join(name.split()).casefold()
+
+
+def stored_count(image_count: str | bytes | None, deleted_count: str | bytes | None) -> int:
+    """A collection's images as its record counts them (``image_count`` counts rows)."""
+    return int(image_count or 0) - int(deleted_count or 0)
+
+
 class AsyncCollections:
     """What the API does with collections (asyncio)."""
 
@@ -187,7 +201,21 @@ class AsyncCollections:
     async def create(
         self, name: str, model: str, crop_background: CropBackground, owner: str, limit: int
     ) -> Collection | None:
-        """A new empty collection; None if ``owner`` already holds ``limit`` collections."""
+        """A new empty collection; None if ``owner`` already holds ``limit`` collections.
+        :class:`Conflict` if one of its collections has this name already (:func:`same_name`);
+        the tenant's lock keeps two concurrent creations from both passing that check."""
+        async with self.redis.lock(tenant_lock_name(owner), timeout=LOCK_TIMEOUT_SECONDS):
+            for existing in await self.owned_by(owner):
+                if same_name(existing.name) == same_name(name):
+                    message = f"this API key already has a collection named {existing.name!r}"
+                    raise Conflict(
+                        f"name: {message}", errors=[FieldError(field="name", message=message)]
+                    )
+            return await self._create(name, model, crop_background, owner, limit)
+
+    async def _create(
+        self, name: str, model: str, crop_background: CropBackground, owner: str, limit: int
+    ) -> Collection | None:
         collection_id = uuid.uuid4().hex
         created = datetime.now(UTC)
         record = {
@@ -223,8 +251,8 @@ class AsyncCollections:
         ids = await self.redis.zrange(tenant_collections_key(owner), 0, -1)
         async with self.redis.pipeline(transaction=False) as pipe:
             for collection_id in ids:
-                pipe.hget(collection_key(as_text(collection_id)), "image_count")
-            return sum(int(count or 0) for count in await pipe.execute())
+                pipe.hmget(collection_key(as_text(collection_id)), COUNT_FIELDS)
+            return sum(stored_count(*counts) for counts in await pipe.execute())
 
     async def owned_by(self, owner: str) -> list[Collection]:
         ids = [as_text(i) for i in await self.redis.zrange(tenant_collections_key(owner), 0, -1)]
@@ -244,7 +272,8 @@ class AsyncCollections:
         self, collection_id: str, offset: int, limit: int
     ) -> tuple[int, list[CollectionImage]]:
         rows_key = f"{collection_key(collection_id)}:rows"
-        total = await self.redis.llen(rows_key)
+        rows, deleted = await self.redis.hmget(collection_key(collection_id), COUNT_FIELDS)
+        total = stored_count(rows, deleted)
         ids = await self.redis.lrange(rows_key, offset, offset + limit - 1)
         records = await self._records_of(collection_id, ids)
         return total, [image_from_record(collection_id, r) for r in records if r]
@@ -273,6 +302,71 @@ class AsyncCollections:
     async def thumbnail(self, collection_id: str, image_id: str) -> bytes | None:
         data = await self.redis.hget(image_key(collection_id, image_id), "thumbnail")
         return data if isinstance(data, bytes) else None
+
+    async def delete_image(self, collection_id: str, image_id: str) -> bool:
+        """Remove one image; False if the collection holds no such image.
+
+        Its embedding rows stay where they are (rows are append-only, and a worker holding
+        the collection loads only rows past what it has) but its id joins ``{c}:deleted``:
+        reading its record answers nothing from then on, so no search, listing or
+        evaluation shows it. Its bytes may come again, as a new image. Under the
+        collection's lock, as appends are, so counts and label tallies stay exact.
+        """
+        key = collection_key(collection_id)
+        async with self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS):
+            [record] = await self._records_of(collection_id, [image_id])
+            if not record:
+                return False
+            sha256 = as_text(record.get(b"sha256"))
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(f"{key}:deleted", image_id)
+                pipe.hincrby(key, "deleted_count", 1)
+                pipe.hincrby(key, "version", 1)
+                pipe.unlink(image_key(collection_id, image_id))  # the thumbnail goes with it
+                if sha256:
+                    pipe.hdel(f"{key}:sha", sha256)
+                await pipe.execute()
+            await self._tally(collection_id, json.loads(record.get(b"labels", b"[]")), [])
+        return True
+
+    async def set_labels(
+        self, collection_id: str, image_id: str, labels: Sequence[str]
+    ) -> CollectionImage | None:
+        """Replace one image's labels; the image as it is now, or None if there is none.
+        :class:`Conflict` for an image imported as an embedding: its record lives in its
+        part's block, which is written once (:mod:`clipq.store.imported`)."""
+        async with self.redis.lock(lock_name(collection_id), timeout=LOCK_TIMEOUT_SECONDS):
+            [record] = await self._records_of(collection_id, [image_id])
+            if not record:
+                return None
+            if not await self.redis.exists(image_key(collection_id, image_id)):
+                message = "an image imported as an embedding keeps the labels of its import"
+                raise Conflict(
+                    f"labels: {message}", errors=[FieldError(field="labels", message=message)]
+                )
+            before = json.loads(record.get(b"labels", b"[]"))
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(image_key(collection_id, image_id), "labels", json.dumps(list(labels)))
+                pipe.hincrby(collection_key(collection_id), "version", 1)
+                await pipe.execute()
+            await self._tally(collection_id, before, labels)
+            [record] = await self._records_of(collection_id, [image_id])
+        return image_from_record(collection_id, record)
+
+    async def _tally(
+        self, collection_id: str, removed: Sequence[str], added: Sequence[str]
+    ) -> None:
+        """Move the label counts (``{c}:labels``) from ``removed`` to ``added``; a label no
+        image carries any more is no label of the collection (evaluation's queries)."""
+        key = f"{collection_key(collection_id)}:labels"
+        changes = {label: 0 for label in (*removed, *added)}
+        for label in removed:
+            changes[label] -= 1
+        for label in added:
+            changes[label] += 1
+        for label, change in changes.items():
+            if change and await self.redis.hincrby(key, label, change) <= 0:
+                await self.redis.hdel(key, label)
 
     async def delete(self, collection_id: str) -> bool:
         """Remove the collection and all its data; waits for a running append to finish.
@@ -310,7 +404,9 @@ class AsyncCollections:
             for start in range(0, len(segments), DELETE_CHUNK):
                 yield segments[start : start + DELETE_CHUNK]
         names = [block_key(key, first) for first, _ in blocks]
-        names += [f"{key}:{name}" for name in ("sha", "labels", "parts", "blocks", "index_due")]
+        names += [
+            f"{key}:{name}" for name in ("sha", "labels", "parts", "blocks", "index_due", "deleted")
+        ]
         for start in range(0, len(names), DELETE_CHUNK):
             yield names[start : start + DELETE_CHUNK]
         yield [f"{key}:rows"]
@@ -421,8 +517,8 @@ class Collections:
         ids = self.redis.zrange(tenant_collections_key(owner), 0, -1)
         with self.redis.pipeline(transaction=False) as pipe:
             for collection_id in ids:
-                pipe.hget(collection_key(as_text(collection_id)), "image_count")
-            stored = sum(int(count or 0) for count in pipe.execute())
+                pipe.hmget(collection_key(as_text(collection_id)), COUNT_FIELDS)
+            stored = sum(stored_count(*counts) for counts in pipe.execute())
         return max(0, limit - stored)
 
     def counts(self, collection_id: str) -> tuple[int, int, int, int] | None:
@@ -669,6 +765,10 @@ class Collections:
         """Each image's embedding row; None for an id the collection does not hold."""
         records = self._records_of(collection_id, image_ids)
         return [int(r[b"row"]) if b"row" in r else None for r in records]
+
+    def deleted(self, collection_id: str) -> set[str]:
+        """The ids of the collection's deleted images (their rows stay in its arrays)."""
+        return {as_text(i) for i in self.redis.smembers(f"{collection_key(collection_id)}:deleted")}
 
     def image_ids(self, collection_id: str, start: int, end: int) -> list[str]:
         ids = self.redis.lrange(f"{collection_key(collection_id)}:rows", start, end - 1)

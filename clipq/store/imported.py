@@ -97,18 +97,19 @@ return {count + n, 0}
 """
 
 # KEYS: the collection. ARGV: image ids. Returns, for each, its record as field/value pairs
-# (as HGETALL gives them; empty if there is no such image): an ingested image's hash, its
-# thumbnail emptied (its presence is what says there is one), or an imported image's record,
-# read from its block.
+# (as HGETALL gives them; empty if there is no such image, or it was deleted: ``{c}:deleted``):
+# an ingested image's hash, its thumbnail emptied (its presence is what says there is one), or
+# an imported image's record, read from its block.
 RECORDS_SCRIPT = """
 local c = KEYS[1]
 local out = {}
 for i, id in ipairs(ARGV) do
-  local record = redis.call('HGETALL', c .. ':img:' .. id)
+  local gone = redis.call('SISMEMBER', c .. ':deleted', id) == 1
+  local record = gone and {} or redis.call('HGETALL', c .. ':img:' .. id)
   for at = 1, #record, 2 do
     if record[at] == 'thumbnail' then record[at + 1] = '' end
   end
-  local row = #record == 0 and #id == 24 and tonumber(string.sub(id, 13), 16)
+  local row = not gone and #record == 0 and #id == 24 and tonumber(string.sub(id, 13), 16)
   local first = row and redis.call('ZREVRANGEBYSCORE', c .. ':blocks', row, '-inf', 'LIMIT', 0, 1)
   first = first and first[1]
   if first then

@@ -84,6 +84,9 @@ class ShardView:
     def vector_of(self, collection_id: str, image_id: str) -> np.ndarray | None:
         return self.base.vector_of(collection_id, image_id)
 
+    def deleted(self, collection_id: str) -> set[str]:
+        return self.base.deleted(collection_id)
+
     # what is this shard's
     def counts(self, collection_id: str) -> tuple[int, int, int, int] | None:
         counts = self.base.counts(collection_id)

@@ -183,3 +183,12 @@ def test_out_of_memory_halves_the_batch_then_fails_only_what_cannot_fit(
     monkeypatch.setattr(clip.family, "image_features", nothing_fits)
     problems = embed_fitting(clip, pixels[:2])
     assert [p.status for p in problems] == [507, 507]
+
+
+def test_the_article_before_a_vowel_reads_an() -> None:
+    from clipcore.prompts import format_prompt
+
+    assert format_prompt("a photo of a {}.", "orange circle") == "a photo of an orange circle."
+    assert format_prompt("a {}", "apple") == "an apple"
+    assert format_prompt("a photo of a {}.", "red circle") == "a photo of a red circle."
+    assert format_prompt("the {}", "orange") == "the orange"

@@ -213,8 +213,8 @@ def test_jobs_and_collections_belong_to_their_key(secured: Service) -> None:
     assert secured.http.get(f"/v1/jobs/{job['id']}", headers=auth(KEY_B)).status_code == 404
     assert secured.http.delete(f"/v1/jobs/{job['id']}", headers=auth(KEY_B)).status_code == 404
 
-    made = secured.http.post("/v1/collections", json={"name": "a's"}, headers=auth(KEY_A)).json()
-    path = f"/v1/collections/{made['id']}"
+    made = secured.http.post("/v1/collections", json={"name": "a's own"}, headers=auth(KEY_A))
+    path = f"/v1/collections/{made.json()['id']}"
     assert [c["id"] for c in secured.http.get("/v1/collections", headers=auth(KEY_B)).json()] == []
     assert secured.http.get(path, headers=auth(KEY_B)).status_code == 404
     assert (
@@ -223,6 +223,10 @@ def test_jobs_and_collections_belong_to_their_key(secured: Service) -> None:
     )
     assert secured.http.delete(path, headers=auth(KEY_B)).status_code == 404
     assert secured.http.get(path, headers=auth(KEY_A)).status_code == 200
+    # Names are unique per key: B may have A's, A may not have it twice.
+    named = {"name": "a's own"}
+    assert secured.http.post("/v1/collections", json=named, headers=auth(KEY_B)).status_code == 201
+    assert secured.http.post("/v1/collections", json=named, headers=auth(KEY_A)).status_code == 409
 
 
 def test_idempotency_key_returns_the_same_job(secured: Service) -> None:

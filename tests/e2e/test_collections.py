@@ -7,6 +7,7 @@ test_semantics.py; here the contracts and the bookkeeping.
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
@@ -15,7 +16,9 @@ from tests.e2e.conftest import Service
 from tests.support import distinct_pngs, png_bytes, truncated_png
 
 
-def create(service: Service, name: str = "shapes", **body) -> dict:
+def create(service: Service, name: str | None = None, **body) -> dict:
+    """A new collection (a fresh name unless one is given: a key's names are unique)."""
+    name = name or f"shapes {uuid.uuid4().hex[:8]}"
     response = service.http.post("/v1/collections", json={"name": name, **body})
     assert response.status_code == 201, response.text
     assert response.headers["location"] == f"/v1/collections/{response.json()['id']}"
@@ -311,3 +314,78 @@ def test_deleting_a_collection_while_searching_is_clean(service: Service) -> Non
         if final["status"] == "failed":
             assert final["error"]["status"] == 404
     assert not list(service.redis.scan_iter(match=f"{collection_key(collection['id'])}*"))
+
+
+def problem_at(response, status: int, field: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["errors"][0]["field"] == field, body
+    return body
+
+
+def test_a_name_is_refused_twice_whatever_its_case(service: Service) -> None:
+    name = f"Dup {uuid.uuid4().hex[:6]}"
+    first = create(service, name)
+    again = service.http.post("/v1/collections", json={"name": f"  {name.lower()} "})
+    assert name in problem_at(again, 409, "name")["detail"]
+    named = [c for c in service.http.get("/v1/collections").json() if c["name"] == name]
+    assert [c["id"] for c in named] == [first["id"]]
+    service.http.delete(f"/v1/collections/{first['id']}")
+    assert create(service, name)["name"] == name  # free again once it is gone
+
+
+def test_one_image_deleted_is_gone_everywhere(service: Service) -> None:
+    collection = create(service)
+    base = f"/v1/collections/{collection['id']}"
+    pngs = distinct_pngs(4, (40, 40))
+    job = ingest(service, collection["id"], [(f"{i}.png", p) for i, p in enumerate(pngs)])
+    assert job["result"]["added"] == 4
+    images = service.http.get(f"{base}/images").json()["images"]
+    gone, kept = images[1], [images[0], *images[2:]]
+    assert service.http.delete(f"{base}/images/{gone['id']}").status_code == 204
+
+    page = service.http.get(f"{base}/images").json()
+    assert page["total"] == 3 and [i["id"] for i in page["images"]] == [i["id"] for i in kept]
+    assert service.http.get(f"{base}").json()["image_count"] == 3
+    assert service.http.get(gone["thumbnail_url"]).status_code == 404
+    found = run(service, collection["id"], "search", {"query": "x", "min_score": -1, "top_k": 4})
+    assert {h["image_id"] for h in found["result"]["hits"]} == {i["id"] for i in kept}
+    like = similar(service, collection["id"], kept[0]["id"], {"top_k": 1, "min_score": -1})
+    assert like["result"]["hits"][0]["image_id"] != gone["id"]
+    assert len(like["result"]["hits"]) == 1  # ranked past the deleted row, still top_k
+    missing = service.http.post(f"{base}/images/{gone['id']}/similar", json={})
+    assert missing.status_code == 404
+    assert service.http.delete(f"{base}/images/{gone['id']}").status_code == 404
+    # Its bytes may come back, as a new image.
+    again = ingest(service, collection["id"], [("back.png", pngs[1])])["result"]
+    assert (again["added"], again["duplicates"]) == (1, 0)
+    assert service.http.get(f"{base}").json()["image_count"] == 4
+
+
+def test_labels_are_edited_and_evaluation_follows(service: Service) -> None:
+    collection = create(service)
+    base = f"/v1/collections/{collection['id']}"
+    pngs = [(f"{i}.png", p) for i, p in enumerate(distinct_pngs(2, (40, 40)))]
+    ingest(service, collection["id"], pngs, ["red circle", "blue square"])
+    first, second = service.http.get(f"{base}/images").json()["images"]
+    edited = service.http.patch(
+        f"{base}/images/{first['id']}", json={"labels": ["green triangle", "green triangle"]}
+    )
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["labels"] == ["green triangle"]
+    listed = service.http.get(f"{base}/images").json()["images"]
+    assert [i["labels"] for i in listed] == [["green triangle"], ["blue square"]]
+    # "red circle" is no label of the collection any more; "green triangle" is.
+    body = {"queries": [{"query": "x", "relevant_labels": ["red circle"]}]}
+    problem = service.http.post(f"{base}/evaluate", json=body)
+    assert problem.status_code == 422, problem.text
+    body = {"queries": [{"query": "x", "relevant_labels": ["green triangle"]}]}
+    assert run(service, collection["id"], "evaluate", body)["status"] == "succeeded"
+    too_long = service.http.patch(f"{base}/images/{second['id']}", json={"labels": ["x" * 201]})
+    assert too_long.status_code == 422
+    assert "labels" in too_long.json()["errors"][0]["field"]
+    unknown = service.http.patch(f"{base}/images/nope", json={"labels": []})
+    assert unknown.status_code == 404
+    cleared = service.http.patch(f"{base}/images/{second['id']}", json={"labels": []})
+    assert cleared.json()["labels"] == []

@@ -134,7 +134,9 @@ def test_a_restarted_worker_maps_the_saved_index_and_appends_new_rows(base_env, 
 
 def ingest_and_search(service: Service, seeds, collection: str | None = None) -> str:
     if collection is None:
-        collection = service.http.post("/v1/collections", json={"name": "big"}).json()["id"]
+        collection = service.http.post("/v1/collections", json={"name": f"big {seeds[0]}"}).json()[
+            "id"
+        ]
     files = [("images", (f"{i}.png", noise_png(i), "image/png")) for i in seeds]
     response = service.http.post(f"/v1/collections/{collection}/images", files=files)
     assert service.wait_for(response.json()["id"], timeout=300)["status"] == "succeeded"

@@ -216,6 +216,7 @@ def test_scenes_batch_shows_cards_chart_and_recommendations(page: Page, service:
     assert [r["matcher"] for r in rows] == [
         i["prediction"]["recommended_matcher"]["name"] for i in result["images"]
     ]
+    assert {r["model"] for r in rows} == {result["model"]}
 
 
 def test_single_image_by_keyboard_shows_all_scores_and_pipeline(

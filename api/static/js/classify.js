@@ -47,12 +47,26 @@ export function renderClassifyCard(image, thumb) {
   );
 }
 
+/** Why one label shows 100 %: the model's scores are shared among the labels given. */
+export function soleLabelNote(result, labels) {
+  if (labels.length !== 1) return null;
+  const sure = result.images.every((i) => i.error || (i.predictions[0]?.probability ?? 0) > 0.9999);
+  if (!sure) return null;
+  return h("p", {
+    class: "notice sole-label",
+    role: "note",
+    text: `With one label every image scores 100%: this model shares each image's probability among the labels it is given (a softmax), so a single label takes it all. Add the alternatives (“${labels[0]}, something else”) to see how well “${labels[0]}” fits.`,
+  });
+}
+
 export function classifyCsv(result) {
-  const rows = [["filename", "sha256", "rank", "label", "probability", "error"]];
+  const rows = [["filename", "sha256", "model", "rank", "label", "probability", "error"]];
+  const model = result.model;
   for (const image of result.images) {
-    if (image.error) rows.push([image.filename, image.sha256, "", "", "", image.error.detail]);
+    if (image.error)
+      rows.push([image.filename, image.sha256, model, "", "", "", image.error.detail]);
     image.predictions.forEach((p, i) =>
-      rows.push([image.filename, image.sha256, i + 1, p.label, p.probability.toFixed(6), ""]),
+      rows.push([image.filename, image.sha256, model, i + 1, p.label, p.probability.toFixed(6), ""]),
     );
   }
   return csv(rows);
@@ -90,6 +104,7 @@ export function setupClassify() {
   const fieldErrors = {
     labels: $("#classify-labels-error"),
     prompt_template: $("#classify-template-error"),
+    top_k: $("#classify-topk-error"),
   };
   const clearFieldErrors = () => Object.values(fieldErrors).forEach((el) => (el.textContent = ""));
   const updateButton = () => {
@@ -136,11 +151,12 @@ export function setupClassify() {
           "div",
           { class: "results-head" },
           h("h2", {
-            text: `${result.images.length} image${result.images.length === 1 ? "" : "s"} · ${labels.length} labels`,
+            text: `${result.images.length} image${result.images.length === 1 ? "" : "s"} · ${labels.length} label${labels.length === 1 ? "" : "s"}`,
           }),
           h("p", { class: "hint", text: result.model }),
           downloadButtons(result, "clipq-classify", classifyCsv),
         ),
+        soleLabelNote(result, labels),
         outOfDomainNotice(result.images.map((image) => image.domain)),
         h(
           "ul",
@@ -151,11 +167,16 @@ export function setupClassify() {
       setStatus(runner.status, "Done.", "ok");
     } catch (error) {
       selection.markErrors(error);
+      let atField = false;
       for (const { field, message } of error.fields) {
         const key = Object.keys(fieldErrors).find((k) => field?.startsWith(k));
-        if (key) fieldErrors[key].textContent = message;
+        if (key) {
+          fieldErrors[key].textContent = message;
+          atField = true;
+        }
       }
-      setStatus(runner.status, error.message, "error");
+      if (atField && error.fields.some((f) => f.field === "top_k")) $("#classify-topk").focus();
+      setStatus(runner.status, atField ? "" : error.message, atField ? "" : "error");
     } finally {
       updateButton();
     }

@@ -4,6 +4,9 @@ import { api, loadThumbnail, upload } from "./api.js";
 import { $, fill, h, parseList, score, setStatus } from "./dom.js";
 import { dropZone, FileSelection } from "./files.js";
 import { JobRunner } from "./jobs.js";
+import { closeViewer, openViewer } from "./viewer.js";
+
+const CHOSEN_KEY = "clipq.collection"; // the collection chosen last, kept across reloads
 
 export const PAGE_SIZE = 48; // collection images per page
 
@@ -76,7 +79,8 @@ export async function loadCollections(selectId = null) {
     return;
   }
   setStatus(status, "");
-  const keep = selectId ?? state.current?.id ?? state.collections[0]?.id ?? null;
+  const remembered = localStorage.getItem(CHOSEN_KEY);
+  const keep = selectId ?? state.current?.id ?? remembered ?? null;
   select.replaceChildren(
     ...(state.collections.length
       ? state.collections.map((c) => h("option", { value: c.id, text: collectionLabel(c) }))
@@ -90,6 +94,7 @@ export async function loadCollections(selectId = null) {
 export function renderCollectionChoice(collection) {
   const changed = state.current?.id !== collection?.id;
   state.current = collection;
+  if (collection) localStorage.setItem(CHOSEN_KEY, collection.id);
   const has = Boolean(collection);
   $("#collection-delete").disabled = !has;
   $("#ingest-drop").setAttribute("aria-disabled", String(!has));
@@ -131,12 +136,13 @@ export async function loadCollectionImages(reset) {
       `/v1/collections/${encodeURIComponent(collection.id)}/images?offset=${state.imagesOffset}&limit=${PAGE_SIZE}`,
     );
     if (request !== state.imagesRequest) return;
+    state.images = reset ? page.images : [...(state.images ?? []), ...page.images];
     const regions = $("#browser-regions").checked;
     list.append(
       ...page.images.map((image) =>
         h(
           "li",
-          { class: "image-tile", dataset: { imageId: image.id } },
+          { class: "image-tile", dataset: { imageId: image.id, view: image.id } },
           boxedThumb({
             url: image.thumbnail_url,
             width: image.width,
@@ -171,6 +177,17 @@ export async function loadCollectionImages(reset) {
   }
 }
 
+/** A file's name as a label: its stem without a trailing number, "_" and "-" as spaces
+ * ("red_circle_01.png" → "red circle"), the way labels are written everywhere here. */
+export function labelFromName(name) {
+  return name
+    .replace(/\.[^.]+$/, "")
+    .replace(/[\s_-]*\d+$/, "")
+    .replace(/[_-]+/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
 export function labelsForFiles(files) {
   const shared = $("#ingest-labels").value.trim();
   const fromName = $("#ingest-label-from-name").checked;
@@ -178,11 +195,7 @@ export function labelsForFiles(files) {
   return files.map((file) => {
     const labels = shared ? parseList(shared) : [];
     if (fromName) {
-      const stem = file.name
-        .replace(/\.[^.]+$/, "")
-        .replace(/[\s_-]*\d+$/, "")
-        .replace(/[_-]+/g, " ")
-        .trim();
+      const stem = labelFromName(file.name);
       if (stem) labels.push(stem);
     }
     return labels.join(",");
@@ -232,6 +245,7 @@ export function similarButton(imageId, filename) {
 
 export function renderSearch(result, imageName = null) {
   const root = $("#search-results");
+  state.hits = result.hits;
   const crops = result.rerank === "crops";
   const asked = searchedFor(result, imageName);
   const head = h(
@@ -268,6 +282,110 @@ export function renderSearch(result, imageName = null) {
   fill(root, head, hitGrid(result.hits, crops, false));
 }
 
+/** The viewer's view of an image of the collection (a tile, or a hit with its crop). */
+export function collectionViewerItem(image, hit = null) {
+  const regions = (image.regions ?? []).map((r, i) => ({
+    box: r.box,
+    kind: "region",
+    label: `region ${i + 1}${r.label ? `: ${r.label}` : ""}`,
+  }));
+  const match = hit?.crop_box ? [{ box: hit.crop_box, kind: "match", label: "matched crop" }] : [];
+  const facts = [
+    ["Size", image.width && image.height ? `${image.width} × ${image.height} px` : "—"],
+    ["Labels", image.labels?.length ? image.labels.join(", ") : "none"],
+  ];
+  if (hit) {
+    facts.unshift(["Score", score(hit.score)]);
+    if (hit.crop_score !== null && hit.crop_score !== undefined)
+      facts.push(["Image / crop", `${score(hit.image_score)} / ${score(hit.crop_score)}`]);
+  } else facts.push(["Regions", String(regions.length)]);
+  for (const [key, value] of Object.entries(image.metadata ?? {}))
+    facts.push([key, typeof value === "string" ? value : JSON.stringify(value)]);
+  return {
+    title: image.filename,
+    apiSrc: image.thumbnail_url,
+    width: image.width,
+    height: image.height,
+    boxes: [...regions, ...match],
+    note: image.thumbnail_url
+      ? `The collection's thumbnail, whole (it keeps no full-size copy)${regions.length ? "; dashed: detected regions" : ""}${match.length ? "; yellow: the matched crop" : ""}.`
+      : null,
+    actions: () => viewerActions(image),
+    facts,
+  };
+}
+
+/** Find similar, edit the labels, delete: what a person does to an image of the collection. */
+function viewerActions(image) {
+  const collection = state.current;
+  const path = `/v1/collections/${encodeURIComponent(collection.id)}/images/${encodeURIComponent(image.id)}`;
+  const input = h("input", {
+    id: "viewer-labels",
+    value: (image.labels ?? []).join(", "),
+    spellcheck: "false",
+    "aria-describedby": "viewer-labels-error",
+  });
+  const error = h("p", { class: "field-error", id: "viewer-labels-error", role: "alert" });
+  const status = h("p", { class: "status", id: "viewer-status", role: "status" });
+  const save = async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    input.removeAttribute("aria-invalid");
+    try {
+      const updated = await api(path, { method: "PATCH", json: { labels: parseList(input.value) } });
+      image.labels = updated.labels;
+      input.value = updated.labels.join(", ");
+      setStatus(status, `Labels saved: ${updated.labels.join(", ") || "none"}.`, "ok");
+      loadCollectionImages(true);
+    } catch (problem) {
+      const field = problem.fields?.find((f) => (f.field ?? "").includes("labels"));
+      error.textContent = field?.message ?? problem.message;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+  };
+  return [
+    h("button", {
+      type: "button",
+      class: "primary small",
+      id: "viewer-similar",
+      text: "Find similar",
+      onclick: () => {
+        closeViewer();
+        actions.similar?.(image.id, image.filename);
+      },
+    }),
+    h(
+      "form",
+      { class: "viewer-labels", onsubmit: save, novalidate: true },
+      h("label", { for: "viewer-labels", text: "Labels (comma-separated)" }),
+      h("div", { class: "field-row" }, input, h("button", { type: "submit", class: "small", text: "Save labels" })),
+      error,
+    ),
+    h("button", {
+      type: "button",
+      class: "danger small",
+      id: "viewer-delete",
+      text: "Delete image",
+      onclick: async () => {
+        if (!window.confirm(`Delete ${image.filename} from “${collection.name}”?`)) return;
+        try {
+          await api(path, { method: "DELETE" });
+          closeViewer();
+          setStatus($("#collection-images-status"), `Deleted ${image.filename}.`, "ok");
+          await loadCollections(collection.id);
+          await loadCollectionImages(true);
+        } catch (problem) {
+          setStatus(status, problem.message, "error");
+        }
+      },
+    }),
+    status,
+  ];
+}
+
+export const actions = {}; // set up by setupCollections: similar(imageId, filename)
+
 export function hitGrid(hits, crops, dim) {
   return h(
     "ol",
@@ -275,7 +393,10 @@ export function hitGrid(hits, crops, dim) {
     hits.map((hit, i) =>
       h(
         "li",
-        { class: "hit", dataset: { imageId: hit.image_id, filename: hit.filename } },
+        {
+          class: "hit",
+          dataset: { imageId: hit.image_id, filename: hit.filename, view: hit.image_id },
+        },
         h("span", { class: "rank", text: `#${i + 1}` }),
         boxedThumb({
           url: hit.thumbnail_url,
@@ -453,6 +574,8 @@ export function setupCollections() {
       return;
     }
     const button = $("#collection-create-run");
+    $("#collection-name-error").textContent = "";
+    nameInput.removeAttribute("aria-invalid");
     button.disabled = true;
     try {
       const created = await api("/v1/collections", {
@@ -463,7 +586,14 @@ export function setupCollections() {
       setStatus(status, `Created “${created.name}”.`, "ok");
       await loadCollections(created.id);
     } catch (error) {
-      setStatus(status, error.message, "error");
+      const field = error.fields?.find((f) => f.field === "name");
+      if (field) {
+        $("#collection-name-error").textContent =
+          error.status === 409 ? `${field.message}: choose another name.` : field.message;
+        nameInput.setAttribute("aria-invalid", "true");
+        nameInput.focus();
+        setStatus(status, "");
+      } else setStatus(status, error.message, "error");
     } finally {
       button.disabled = false;
     }
@@ -636,15 +766,37 @@ export function setupCollections() {
   });
 
   // "Similar" on a hit or on an image of the collection: image -> image from that image.
-  $("#panel-collections").addEventListener("click", async (event) => {
-    const button = event.target.closest("button[data-similar-to]");
-    if (!button || !state.current || search.busy) return;
-    const { similarTo, filename } = button.dataset;
+  actions.similar = async (imageId, filename) => {
+    if (!state.current || search.busy) return;
     const json = searchOptions();
     delete json.query;
-    const path = `${collectionPath()}/images/${encodeURIComponent(similarTo)}/similar`;
+    const path = `${collectionPath()}/images/${encodeURIComponent(imageId)}/similar`;
     $("#search-form").scrollIntoView({ block: "start", behavior: "smooth" });
     await runSearch(() => api(path, { method: "POST", json }), filename);
+  };
+  $("#panel-collections").addEventListener("click", async (event) => {
+    const button = event.target.closest("button[data-similar-to]");
+    if (button) return actions.similar(button.dataset.similarTo, button.dataset.filename);
+    // A picture opens the viewer on the list it is in: the collection's images, or the hits.
+    const frame = event.target.closest(".image-tile .thumb-frame, .hit .thumb-frame");
+    if (!frame || !state.current) return;
+    const tile = frame.closest("[data-view]");
+    if (tile.classList.contains("hit")) {
+      const hits = state.hits ?? [];
+      const items = hits.map((hit) =>
+        collectionViewerItem(
+          { ...hit, id: hit.image_id, regions: [] },
+          hit,
+        ),
+      );
+      openViewer(items, hits.findIndex((hit) => hit.image_id === tile.dataset.view));
+    } else {
+      const images = state.images ?? [];
+      openViewer(
+        images.map((image) => collectionViewerItem(image)),
+        images.findIndex((image) => image.id === tile.dataset.view),
+      );
+    }
   });
 
   $("#evaluate-form").addEventListener("submit", async (event) => {

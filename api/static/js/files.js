@@ -40,23 +40,49 @@ export function dropZone(zone, input, onFiles) {
   });
 }
 
-/** Object URLs for the chosen files (thumbnails), revoked when the selection changes. */
+/**
+ * Object URLs for the chosen files (thumbnails), revoked when the selection changes. A chip's
+ * "×" removes its file (onChange(files) is told); after a refusal that names files,
+ * "Skip them and go on" removes those and calls onSkip(files).
+ */
 export class FileSelection {
-  constructor(list) {
+  constructor(list, { onChange = null, onSkip = null } = {}) {
     this.list = list;
     this.files = [];
     this.urls = [];
+    this.onChange = onChange;
+    this.onSkip = onSkip;
+    this.errors = new Map();
+    this.locked = false; // while a job runs on these files
   }
 
   set(files) {
     for (const url of this.urls) URL.revokeObjectURL(url);
     this.files = files;
     this.urls = files.map((file) => URL.createObjectURL(file));
+    this.errors = new Map();
     this.render();
+  }
+
+  /** Leave out the files at these positions (their thumbnails' URLs go with them). */
+  remove(positions) {
+    const gone = new Set(positions);
+    for (const i of gone) URL.revokeObjectURL(this.urls[i]);
+    this.files = this.files.filter((_, i) => !gone.has(i));
+    this.urls = this.urls.filter((_, i) => !gone.has(i));
+    const errors = new Map();
+    for (const [i, message] of this.errors) {
+      if (gone.has(i)) continue;
+      errors.set(i - [...gone].filter((g) => g < i).length, message);
+    }
+    this.errors = errors;
+    this.render(errors);
+    this.onChange?.(this.files);
   }
 
   /** A chip per file: the first few, and every file a problem names; "+N more" for the rest. */
   render(errors = new Map()) {
+    this.errors = errors;
     const shown = this.files
       .map((file, i) => [file, i])
       .filter(([, i]) => i < CHIPS_SHOWN || errors.has(i));
@@ -71,9 +97,36 @@ export class FileSelection {
           thumbImg(this.urls[i], "", !file.type || file.type.startsWith("image/")),
           h("span", { class: "file-name", text: file.name }),
           error ? h("span", { class: "file-error", text: error }) : null,
+          this.onChange
+            ? h("button", {
+                type: "button",
+                class: "chip-remove",
+                text: "×",
+                title: `Remove ${file.name}`,
+                "aria-label": `Remove ${file.name}`,
+                disabled: this.locked,
+                onclick: () => this.remove([i]),
+              })
+            : null,
         );
       }),
       hidden > 0 ? h("li", { class: "file-chip more", text: `+${hidden} more` }) : null,
+      errors.size && this.onSkip
+        ? h(
+            "li",
+            { class: "skip-bad" },
+            h("button", {
+              type: "button",
+              class: "small",
+              text: `Skip ${errors.size === 1 ? "this file" : `these ${errors.size} files`} and go on`,
+              disabled: this.locked,
+              onclick: () => {
+                this.remove([...errors.keys()]);
+                if (this.files.length) this.onSkip(this.files);
+              },
+            }),
+          )
+        : null,
     );
   }
 

@@ -30,17 +30,28 @@ export class JobRunner {
     this.onBusy(busy);
   }
 
+  /**
+   * The bar and its words from the job's own fields. A job whose worker was lost goes back
+   * to the queue (``queued`` with ``attempts`` ≥ 1) and starts again from 0 under a new
+   * attempt: the words say so, and the bar never shows the lost attempt's count as live.
+   */
   showProgress(job, noun) {
     this.box.hidden = false;
     const { done, total } = job.progress;
+    const attempts = job.attempts ?? 0;
+    this.box.dataset.attempt = String(attempts);
     if (job.status === "queued") {
       this.bar.removeAttribute("value"); // indeterminate until a worker takes it
-      this.text.textContent = "Waiting for a worker…";
-    } else {
-      this.bar.max = Math.max(total, 1);
-      this.bar.value = done;
-      this.text.textContent = total ? `${done} of ${total} ${noun}` : "Working…";
+      this.text.textContent = attempts
+        ? `Worker lost — retrying (attempt ${attempts + 1}), waiting for a worker…`
+        : "Waiting for a worker…";
+      return;
     }
+    this.bar.max = Math.max(total, 1);
+    this.bar.value = done;
+    const count = total ? `${done} of ${total} ${noun}` : "Working…";
+    this.text.textContent =
+      attempts > 1 ? `Worker lost — retrying (attempt ${attempts}): ${count}` : count;
   }
 
   /** The upload's own progress, before the job exists. */

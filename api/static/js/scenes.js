@@ -9,10 +9,15 @@ import {
   errorCard,
   matcherBlock,
   meter,
+  outOfDomain,
   outOfDomainBadge,
   outOfDomainNotice,
   speedBadge,
 } from "./results.js";
+import { openViewer } from "./viewer.js";
+
+export const TABLE_FROM = 7; // results from this many images show as a table first
+export const CARDS_SHOWN = 48; // cards rendered at once in the cards view ("Show more")
 
 export const SCENE_COLOURS = [
   "#6366f1",
@@ -31,9 +36,42 @@ export function sceneColour(scene) {
   return sceneColours.get(scene);
 }
 
-export function renderSceneCard(image, thumb, { open = false } = {}) {
+function uncertainBadge(p) {
+  return p.uncertain
+    ? h("span", {
+        class: "badge uncertain",
+        text: "uncertain",
+        title: "Low confidence, or a narrow lead over the second scene",
+      })
+    : null;
+}
+
+export function renderSceneCard(image, thumb, { open = false, index = null } = {}) {
   const p = image.prediction;
   if (!p) return errorCard(image.filename, thumb, image.error);
+  return h(
+    "li",
+    {
+      class: "result-card scene-card",
+      dataset: { scene: p.top_scene, filename: image.filename, index: index ?? "" },
+    },
+    h(
+      "button",
+      {
+        type: "button",
+        class: "thumb-frame thumb-button",
+        "aria-label": `View ${image.filename}`,
+        dataset: { view: index ?? "" },
+      },
+      thumbImg(thumb, image.filename),
+    ),
+    sceneCardBody(image, open),
+  );
+}
+
+/** A card's words: the scene, its confidence and flags, every score, the matcher. */
+export function sceneCardBody(image, open = false) {
+  const p = image.prediction;
   const scores = h(
     "ol",
     { class: "scores" },
@@ -48,33 +86,21 @@ export function renderSceneCard(image, thumb, { open = false } = {}) {
     ),
   );
   return h(
-    "li",
-    { class: "result-card scene-card", dataset: { scene: p.top_scene, filename: image.filename } },
-    h("div", { class: "thumb-frame" }, thumbImg(thumb, image.filename)),
+    "div",
+    { class: "card-body" },
+    h("h3", { class: "file-title", text: image.filename, title: image.filename }),
     h(
-      "div",
-      { class: "card-body" },
-      h("h3", { class: "file-title", text: image.filename, title: image.filename }),
-      h(
-        "p",
-        { class: "top-scene" },
-        h("span", { class: "scene-dot", style: { background: sceneColour(p.top_scene) } }),
-        h("strong", { class: "scene-name", text: sceneLabel(p.top_scene) }),
-        h("span", { class: "confidence", text: percent(p.confidence) }),
-        outOfDomainBadge(p.domain) ??
-        (p.uncertain
-          ? h("span", {
-              class: "badge uncertain",
-              text: "uncertain",
-              title: "Low confidence, or a narrow lead over the second scene",
-            })
-          : null),
-      ),
-      meter(p.confidence, `Confidence ${percent(p.confidence)}`),
-      h("p", { class: "description", text: p.description }),
-      h("details", { class: "all-scores", open }, h("summary", { text: "All scores" }), scores),
-      matcherBlock(p.recommended_matcher),
+      "p",
+      { class: "top-scene" },
+      h("span", { class: "scene-dot", style: { background: sceneColour(p.top_scene) } }),
+      h("strong", { class: "scene-name", text: sceneLabel(p.top_scene) }),
+      h("span", { class: "confidence", text: percent(p.confidence) }),
+      outOfDomainBadge(p.domain) ?? uncertainBadge(p),
     ),
+    meter(p.confidence, `Confidence ${percent(p.confidence)}`),
+    h("p", { class: "description", text: p.description }),
+    h("details", { class: "all-scores", open }, h("summary", { text: "All scores" }), scores),
+    matcherBlock(p.recommended_matcher),
   );
 }
 
@@ -183,6 +209,7 @@ export function scenesCsv(result) {
   const header = [
     "filename",
     "sha256",
+    "model",
     "top_scene",
     "confidence",
     "margin",
@@ -203,6 +230,7 @@ export function scenesCsv(result) {
     return [
       image.filename,
       image.sha256,
+      result.model,
       p?.top_scene,
       p?.confidence.toFixed(6),
       p?.margin.toFixed(6),
@@ -218,10 +246,303 @@ export function scenesCsv(result) {
   return csv([header, ...rows]);
 }
 
+// --- many results: a table to sort, filter and group; the full card on demand ------------------
+
+/** What a filter keeps: every image, one scene's, or those with a flag. */
+export function sceneFilter(value) {
+  if (value === "all") return () => true;
+  if (value === "failed") return (image) => !image.prediction;
+  if (value === "uncertain") return (image) => Boolean(image.prediction?.uncertain);
+  if (value === "out-of-domain") return (image) => outOfDomain(image.prediction?.domain);
+  const scene = value.replace(/^scene:/, "");
+  return (image) => image.prediction?.top_scene === scene;
+}
+
+const SORTS = {
+  order: { label: "Order chosen", key: (image) => image.index },
+  "confidence-asc": {
+    label: "Confidence, lowest first",
+    key: (image) => image.prediction?.confidence ?? -1,
+  },
+  "confidence-desc": {
+    label: "Confidence, highest first",
+    key: (image) => -(image.prediction?.confidence ?? -1),
+  },
+  name: { label: "File name", key: (image) => image.filename },
+};
+
+/** The images in the order a sort says (stable: ties keep the order chosen). */
+export function sortedImages(images, sort, grouped) {
+  const key = SORTS[sort]?.key ?? SORTS.order.key;
+  const scene = (image) => image.prediction?.top_scene ?? "\uffff"; // failed ones last
+  return [...images].sort((a, b) => {
+    if (grouped) {
+      const byScene = scene(a).localeCompare(scene(b));
+      if (byScene) return byScene;
+    }
+    const [x, y] = [key(a), key(b)];
+    return (typeof x === "string" ? x.localeCompare(y) : x - y) || a.index - b.index;
+  });
+}
+
+function flagBadges(image) {
+  const p = image.prediction;
+  if (!p) return [h("span", { class: "badge failed", text: "failed" })];
+  return [outOfDomainBadge(p.domain), uncertainBadge(p)].filter(Boolean);
+}
+
+function tableRow(image, thumb) {
+  const p = image.prediction;
+  return h(
+    "tr",
+    {
+      dataset: {
+        index: image.index,
+        filename: image.filename,
+        scene: p?.top_scene ?? "",
+        failed: p ? undefined : "",
+      },
+    },
+    h("td", {}, h("div", { class: "row-thumb" }, thumbImg(thumb, ""))),
+    h(
+      "td",
+      { class: "file-cell" },
+      h("button", {
+        type: "button",
+        class: "link",
+        text: image.filename,
+        title: `View ${image.filename}`,
+        dataset: { view: image.index },
+      }),
+    ),
+    h(
+      "td",
+      { class: "scene-cell" },
+      p
+        ? [
+            h("span", { class: "scene-dot", style: { background: sceneColour(p.top_scene) } }),
+            sceneLabel(p.top_scene),
+          ]
+        : h("span", { class: "error-text", text: image.error?.detail ?? "could not be read" }),
+    ),
+    h("td", { class: "num", text: p ? percent(p.confidence) : "—" }),
+    h("td", { class: "hide-narrow" }, h("span", { class: "flags" }, flagBadges(image))),
+  );
+}
+
+function viewerItem(image, thumb) {
+  const p = image.prediction;
+  return {
+    title: image.filename,
+    src: thumb,
+    note: "The file as chosen, whole.",
+    facts: [
+      ["Scene", p ? sceneLabel(p.top_scene) : "—"],
+      ["Confidence", p ? percent(p.confidence) : "—"],
+      ["Lead over the second", p ? percent(p.margin) : "—"],
+      ["Flags", flagBadges(image).map((b) => b.textContent).join(", ") || "none"],
+      ["SHA-256", image.sha256 ? `${image.sha256.slice(0, 16)}…` : "—"],
+    ],
+    details: () =>
+      p
+        ? sceneCardBody(image, true)
+        : h("p", { class: "error-text", text: image.error?.detail ?? "could not be read" }),
+  };
+}
+
+function option(value, label, selected = false) {
+  return h("option", { value, text: label, selected });
+}
+
 export function renderScenes(result, selection) {
+  const started = performance.now();
   const root = $("#scenes-results");
-  const thumbs = result.images.map((_, i) => selection.urls[i]);
   const single = result.images.length === 1;
+  const images = result.images.map((image, index) => ({ ...image, index }));
+  const thumbs = images.map((_, i) => selection.urls[i]);
+  const counts = new Map();
+  for (const image of images) {
+    const scene = image.prediction?.top_scene;
+    if (scene) counts.set(scene, (counts.get(scene) ?? 0) + 1);
+  }
+  const count = (value) => images.filter(sceneFilter(value)).length;
+  const view = {
+    mode: images.length >= TABLE_FROM ? "table" : "cards",
+    filter: "all",
+    sort: "order",
+    grouped: false,
+    cards: CARDS_SHOWN,
+  };
+  const rows = images.map((image) => tableRow(image, thumbs[image.index]));
+  const body = h("tbody");
+  const table = h(
+    "table",
+    { class: "result-table", id: "scenes-table" },
+    h("caption", { class: "visually-hidden", text: "Scene of each image" }),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col", text: "", "aria-label": "Picture" }),
+        h("th", { scope: "col", text: "File" }),
+        h("th", { scope: "col", text: "Scene" }),
+        h("th", { scope: "col", class: "num", text: "Confidence" }),
+        h("th", { scope: "col", class: "hide-narrow", text: "Flags" }),
+      ),
+    ),
+    body,
+  );
+  const tableBox = h(
+    "div",
+    { class: "scroll-box", tabindex: "0", role: "region", "aria-label": "Scene of each image" },
+    table,
+  );
+  const cards = h("ul", {
+    class: single ? "result-grid single" : "result-grid",
+    "aria-label": "Images",
+  });
+  const more = h("button", {
+    type: "button",
+    class: "ghost",
+    id: "scenes-more",
+    onclick: () => {
+      view.cards += CARDS_SHOWN;
+      update();
+    },
+  });
+  const shown = h("p", { class: "hint", id: "scenes-shown", role: "status" });
+  let visible = images;
+
+  function update() {
+    visible = sortedImages(images.filter(sceneFilter(view.filter)), view.sort, view.grouped);
+    shown.textContent =
+      view.filter === "all"
+        ? `Showing all ${images.length} images.`
+        : `Showing ${visible.length} of ${images.length} images.`;
+    tableBox.hidden = view.mode !== "table";
+    cards.hidden = view.mode !== "cards";
+    if (view.mode === "table") {
+      const children = [];
+      let scene = null;
+      for (const image of visible) {
+        const top = image.prediction?.top_scene ?? "";
+        if (view.grouped && top !== scene) {
+          scene = top;
+          const label = top ? sceneLabel(top) : "could not be read";
+          const n = top ? counts.get(top) : count("failed");
+          children.push(
+            h(
+              "tr",
+              { class: "group-head", dataset: { group: top } },
+              h("th", { colspan: "5", scope: "rowgroup", text: `${label} · ${n}` }),
+            ),
+          );
+        }
+        children.push(rows[image.index]);
+      }
+      body.replaceChildren(...children);
+      more.hidden = true;
+    } else {
+      const some = visible.slice(0, view.cards);
+      cards.replaceChildren(
+        ...some.map((image) =>
+          renderSceneCard(image, thumbs[image.index], { open: single, index: image.index }),
+        ),
+      );
+      more.hidden = visible.length <= view.cards;
+      more.textContent = `Show ${Math.min(CARDS_SHOWN, visible.length - view.cards)} more`;
+    }
+  }
+
+  const tools = h(
+    "div",
+    { class: "view-tools", role: "group", "aria-label": "Show the results" },
+    h(
+      "label",
+      { class: "field" },
+      "View",
+      h(
+        "select",
+        {
+          id: "scenes-view",
+          onchange: (e) => {
+            view.mode = e.currentTarget.value;
+            update();
+          },
+        },
+        option("table", "Table", view.mode === "table"),
+        option("cards", "Cards", view.mode === "cards"),
+      ),
+    ),
+    h(
+      "label",
+      { class: "field" },
+      "Show",
+      h(
+        "select",
+        {
+          id: "scenes-filter",
+          onchange: (e) => {
+            view.filter = e.currentTarget.value;
+            update();
+          },
+        },
+        option("all", `All ${images.length}`),
+        [...counts.entries()].map(([scene, n]) =>
+          option(`scene:${scene}`, `${sceneLabel(scene)} (${n})`),
+        ),
+        option("uncertain", `Uncertain (${count("uncertain")})`),
+        option("out-of-domain", `Out of domain (${count("out-of-domain")})`),
+        option("failed", `Failed (${count("failed")})`),
+      ),
+    ),
+    h(
+      "label",
+      { class: "field" },
+      "Sort",
+      h(
+        "select",
+        {
+          id: "scenes-sort",
+          onchange: (e) => {
+            view.sort = e.currentTarget.value;
+            update();
+          },
+        },
+        Object.entries(SORTS).map(([value, { label }]) => option(value, label)),
+      ),
+    ),
+    h(
+      "label",
+      { class: "check" },
+      h("input", {
+        type: "checkbox",
+        id: "scenes-group",
+        onchange: (e) => {
+          view.grouped = e.currentTarget.checked;
+          update();
+        },
+      }),
+      "Group by scene",
+    ),
+  );
+
+  const results = h("div", {
+    class: "scene-results",
+    onclick: (event) => {
+      const button = event.target.closest("[data-view]");
+      if (!button || button.dataset.view === "") return;
+      const at = visible.findIndex((image) => image.index === Number(button.dataset.view));
+      openViewer(
+        visible.map((image) => viewerItem(image, thumbs[image.index])),
+        Math.max(0, at),
+      );
+    },
+  });
+  fill(results, single ? null : tools, single ? null : shown, tableBox, cards, more);
+  update();
   fill(
     root,
     h(
@@ -242,22 +563,35 @@ export function renderScenes(result, selection) {
           result.images.flatMap((i) => i.prediction?.scores.map((s) => s.scene) ?? []),
         )
       : null,
-    h(
-      "ul",
-      { class: single ? "result-grid single" : "result-grid", "aria-label": "Images" },
-      result.images.map((image, i) => renderSceneCard(image, thumbs[i], { open: single })),
-    ),
+    results,
   );
+  requestAnimationFrame(() => {
+    root.dataset.renderMs = (performance.now() - started).toFixed(1);
+  });
 }
 
 export function setupScenes() {
   const form = $("#scenes-form");
   const zone = $("#scenes-drop");
   const runButton = $("#scenes-run");
-  const selection = new FileSelection($("#scenes-selected"));
+  const label = (files) => {
+    runButton.textContent = `Analyse ${files.length} image${files.length === 1 ? "" : "s"}`;
+    runButton.disabled = !files.length || runner.busy;
+  };
+  const selection = new FileSelection($("#scenes-selected"), {
+    onChange: (files) => {
+      label(files);
+      setStatus(runner.status, "");
+    },
+    onSkip: () => analyse(),
+  });
   const runner = new JobRunner("scenes", {
     controls: [runButton, ...form.querySelectorAll("input[name=speed]")],
-    onBusy: (busy) => zone.setAttribute("aria-disabled", String(busy)),
+    onBusy: (busy) => {
+      zone.setAttribute("aria-disabled", String(busy));
+      selection.locked = busy; // no file leaves the selection while a job runs on it
+      selection.render(selection.errors);
+    },
   });
 
   async function analyse() {
@@ -292,7 +626,7 @@ export function setupScenes() {
       return setStatus(runner.status, "A job is running: wait for it or cancel it.", "warn");
     selection.set(files);
     $("#scenes-results").replaceChildren();
-    runButton.textContent = `Analyse ${files.length} image${files.length === 1 ? "" : "s"}`;
+    label(files);
     analyse();
   });
   form.addEventListener("submit", (event) => {
