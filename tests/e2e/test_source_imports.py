@@ -10,6 +10,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import tarfile
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Service, env_on, private_redis, running_service
+from tests.e2e.test_cli_collections import CLIPQ
 from tests.e2e.test_collections import create, run
 from tests.e2e.test_faults import parent_of
 from tests.support import distinct_pngs, truncated_png
@@ -323,3 +325,28 @@ def test_a_cancelled_import_stops_taking_shards(sources: Service, data: Path) ->
         time.sleep(0.2)
     assert shown["job"]["status"] == "cancelled"
     assert any(s["status"] == "cancelled" for s in shown["shards"]), shown
+
+
+def test_cli_ingest_from_shards_resumes(sources: Service, data: Path) -> None:
+    pattern = "shards/{00000..00001}.tar"  # relative: the CLI sends it absolute
+    first = clipq(sources, "ingest", "-c", "cli-shards", "--from", pattern, "-q", cwd=data)
+    assert first.returncode == 0, first.stderr
+    assert "cli-shards: 12 added, 0 duplicates, 0 failed; 2 shards (0 imported before" in (
+        first.stdout
+    )
+    again = clipq(sources, "ingest", "-c", "cli-shards", "--from", pattern, "-q", cwd=data)
+    assert again.returncode == 0, again.stderr
+    assert "0 added" in again.stdout and "(2 imported before, 0 failed); 12 images" in (
+        again.stdout
+    )
+    missing = clipq(
+        sources, "ingest", "-c", "cli-shards", "--from", "shards/nope.tar", "-q", cwd=data
+    )
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def clipq(service: Service, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CLIPQ_SERVER": service.base_url}
+    return subprocess.run(
+        [CLIPQ, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
