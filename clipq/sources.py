@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
 from clipcore.errors import InvalidInput
@@ -27,10 +27,13 @@ def expand_braces(pattern: str, limit: int) -> list[str]:
     ``{00000..00127}`` (zero-padded as its first bound is) and ``{a,b,c}``, nested or
     several in one pattern. :class:`ValueError` past ``limit`` names or on an unclosed brace."""
     found: list[str] = []
-    for name in _expand(pattern):
-        found.append(name)
-        if len(found) > limit:
-            raise ValueError(f"expands to more than {limit} names")
+    try:
+        for name in _expand(pattern):
+            found.append(name)
+            if len(found) > limit:
+                raise ValueError(f"expands to more than {limit} names")
+    except RecursionError:
+        raise ValueError("has too many brace groups") from None
     return found
 
 
@@ -50,20 +53,25 @@ def _expand(pattern: str) -> Iterator[str]:
     if end < 0:
         raise ValueError("has a '{' without its '}'")
     head, body, tail = pattern[:start], pattern[start + 1 : end], pattern[end + 1 :]
-    for choice in _choices(body):
+    choices = _choices(body)
+    if choices is None:  # "{x}": not a list, kept as written (bash does the same)
+        for rest in _expand(tail):
+            yield head + "{" + body + "}" + rest
+        return
+    for choice in choices:
         yield from _expand(head + choice + tail)
 
 
-def _choices(body: str) -> Iterator[str]:
+def _choices(body: str) -> Iterable[str] | None:
+    """A group's choices (a range lazily: '{0..99999999999}' is cut off at the limit), or
+    None for a group that is not a list."""
     numbers = _RANGE.match(body)
     if numbers:
         first, last = numbers.groups()
         width = len(first.lstrip("-")) if first.lstrip("-").startswith("0") else 0
         low, high = int(first), int(last)
         step = 1 if high >= low else -1
-        for value in range(low, high + step, step):
-            yield f"{value:0{width}d}"
-        return
+        return (f"{value:0{width}d}" for value in range(low, high + step, step))
     depth, part = 0, ""
     parts = []
     for char in body:
@@ -74,10 +82,7 @@ def _choices(body: str) -> Iterator[str]:
         depth += {"{": 1, "}": -1}.get(char, 0)
         part += char
     parts.append(part)
-    if len(parts) == 1:  # "{x}": not a list, kept as written (bash does the same)
-        yield "{" + body + "}"
-        return
-    yield from parts
+    return parts if len(parts) > 1 else None
 
 
 def split_roots(roots: str) -> list[str]:
@@ -91,7 +96,11 @@ def allowed_schemes(settings: Settings) -> set[str]:
 def checked_reference(reference: str, field: str, settings: Settings) -> str:
     """The reference as the worker opens it (a local path as ``file://`` + its absolute path),
     or :class:`InvalidInput` naming ``field`` if this deployment does not read it."""
-    parts = urlsplit(reference)
+    try:
+        parts = urlsplit(reference)
+        parts.hostname  # noqa: B018 - parsed on access: '[::1' raises here, not later
+    except ValueError:
+        raise InvalidInput.for_field(field, "is not a valid path or URL") from None
     scheme = parts.scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter is no scheme; clipq's workers are POSIX
         scheme = ""

@@ -19,6 +19,11 @@ def test_brace_patterns_expand_as_webdataset_writes_them() -> None:
         expand_braces("{0..10}", 10)
     with pytest.raises(ValueError, match="without its"):
         expand_braces("{0..3", 10)
+    assert expand_braces("{x}-{1..2}", 10) == ["{x}-1", "{x}-2"]
+    with pytest.raises(ValueError, match="more than 10"):
+        expand_braces("{0..999999999999999}", 10)
+    with pytest.raises(ValueError, match="too many brace groups"):
+        expand_braces("{a,b}" * 1000, 10**6)
 
 
 def test_local_paths_only_under_the_roots() -> None:
@@ -60,3 +65,5 @@ def test_remote_schemes_as_configured() -> None:
     with pytest.raises(InvalidInput) as refused:
         checked_reference("http:///a.tar", "source.urls[3]", settings)
     assert refused.value.errors[0].field == "source.urls[3]"
+    with pytest.raises(InvalidInput, match="not a valid"):
+        checked_reference("http://[::1/a.jpg", "f", settings)
