@@ -61,10 +61,10 @@ def write_shards(count: int, per_shard: int, size: tuple[int, int], seed: int = 
     width = max(5, len(str(shards - 1)))
     pattern = str(folder / f"{{{0:0{width}d}..{shards - 1:0{width}d}}}.tar")
     done = folder / "hashes.txt"
-    if done.exists():
-        hashes = set(done.read_text().split())
-        total = sum(p.stat().st_size for p in folder.glob("*.tar"))
-        return Shards(pattern, count, hashes, total // max(count, 1))
+    if done.exists():  # its first line: the mean JPEG's bytes (0 where it was not written)
+        tokens = done.read_text().split()
+        size = int(tokens[0]) if len(tokens) > count else 0
+        return Shards(pattern, count, set(tokens[-count:]), size)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     hashes: set[str] = set()
@@ -82,7 +82,7 @@ def write_shards(count: int, per_shard: int, size: tuple[int, int], seed: int = 
                     tar, f"{key}.json", f'{{"key": "{key}", "labels": ["l{index % 10}"]}}'.encode()
                 )
     assert len(hashes) == count, "two photos came out the same"
-    done.write_text("\n".join(sorted(hashes)))
+    done.write_text("\n".join([str(written // count), *sorted(hashes)]))
     return Shards(pattern, count, hashes, written // count)
 
 

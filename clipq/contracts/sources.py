@@ -41,7 +41,7 @@ class WebDatasetSource(BaseModel):
     """Tar shards as img2dataset writes them: ``key.jpg`` with ``key.txt`` (its caption) and
     ``key.json`` (its metadata) beside it."""
 
-    kind: Literal[SourceKind.webdataset] = SourceKind.webdataset
+    kind: Literal[SourceKind.webdataset]
     shards: list[Reference] = Field(
         min_length=1,
         max_length=MAX_REFERENCES,
@@ -54,7 +54,7 @@ class FilesSource(BaseModel):
     """Image files, or folders of them (read recursively); a ``name.txt`` or ``name.json``
     beside an image is its caption or metadata, as in a shard."""
 
-    kind: Literal[SourceKind.files] = SourceKind.files
+    kind: Literal[SourceKind.files]
     paths: list[Reference] = Field(min_length=1, max_length=MAX_REFERENCES)
     files_per_shard: int = Field(1000, ge=1, le=100_000, description="Images per shard job.")
 
@@ -62,7 +62,7 @@ class FilesSource(BaseModel):
 class UrlsSource(BaseModel):
     """http(s) URLs of images (other schemes where the deployment allows them)."""
 
-    kind: Literal[SourceKind.urls] = SourceKind.urls
+    kind: Literal[SourceKind.urls]
     urls: list[Reference] = Field(min_length=1, max_length=MAX_REFERENCES)
     files_per_shard: int = Field(1000, ge=1, le=100_000, description="Images per shard job.")
 
