@@ -129,7 +129,11 @@ class SourceShardResult(BaseModel):
     name: str
     read: int = Field(description="Samples read from the shard.")
     added: int
-    duplicates: int = Field(description="Already in the collection (by SHA-256): skipped.")
+    duplicates: int = Field(
+        description="Already in the collection (by SHA-256), skipped before decoding: sent "
+        "before, twice in the source, or appended by an attempt of this shard whose worker "
+        "died (so 'added' may count fewer than the shard brought; image_count is exact)."
+    )
     failed: int
     skipped: bool = Field(
         False, description="The shard had been imported into the collection before: not read."

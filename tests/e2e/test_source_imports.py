@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Service, env_on, private_redis, running_service
+from tests.e2e.conftest import ROOT, Service, env_on, private_redis, running_service
 from tests.e2e.test_cli_collections import CLIPQ
 from tests.e2e.test_collections import create, run
 from tests.e2e.test_faults import parent_of
@@ -346,7 +346,9 @@ def test_cli_ingest_from_shards_resumes(sources: Service, data: Path) -> None:
 
 
 def clipq(service: Service, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CLIPQ_SERVER": service.base_url}
+    # this checkout's clipq, whatever the environment's editable install points at
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "CLIPQ_SERVER": service.base_url, "PYTHONPATH": path}
     return subprocess.run(
         [CLIPQ, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
     )
