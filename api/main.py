@@ -27,6 +27,7 @@ from api.routes import (
     plans,
     scenes,
     seed,
+    sources,
 )
 from api.routes.web import mount_web
 from clipq.settings import Settings, get_settings
@@ -58,7 +59,7 @@ def redis_client(settings: Settings) -> aioredis.Redis:
 def protected_routes() -> APIRouter:
     """Every /v1 and /api route, behind the API key (router-level, so none can forget it)."""
     router = APIRouter(dependencies=[Depends(authenticated_owner)])
-    for module in (classify, scenes, plans, collections, imports, jobs, models, seed):
+    for module in (classify, scenes, plans, collections, imports, sources, jobs, models, seed):
         router.include_router(module.router)
     return router
 

@@ -57,15 +57,19 @@ def thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
     return buffer.getvalue()
 
 
-def ingest_working_size(clip: LoadedClip, detector: torch.nn.Module) -> WorkingSize:
-    """The largest picture ingest needs: what the detector, CLIP and the thumbnail read.
+def ingest_working_size(
+    clip: LoadedClip, detector: torch.nn.Module, crops: bool = True
+) -> WorkingSize:
+    """The largest picture ingest needs: what the detector (with ``crops``), CLIP and the
+    thumbnail read.
 
     torchvision's detection transform scales every input so that its longer side is at
     most ``max_size`` (256 for the embedded detector, 1,333 for COCO Mask R-CNN); more
     pixels than that would only be thrown away by it.
     """
     clip_side = clip_working_size(clip).shortest_side or 0
-    return WorkingSize(longest_side=max(detector.transform.max_size, clip_side, THUMBNAIL_SIDE))
+    detector_side = detector.transform.max_size if crops else 0
+    return WorkingSize(longest_side=max(detector_side, clip_side, THUMBNAIL_SIDE))
 
 
 def prepare_images(
@@ -85,7 +89,7 @@ def prepare_images(
     images waiting would pass ``max_batch_pixels`` they are
     detected, cropped, embedded and let go before the next joins them.
     """
-    working = ingest_working_size(clip, detector)
+    working = ingest_working_size(clip, detector, crops.per_image > 0)
     results: list[PreparedImage | Problem] = []
     for start in range(0, len(uploads), batch_size):
         batch = uploads[start : start + batch_size]
@@ -124,7 +128,12 @@ def _prepare_decoded(
     if not decoded:
         return []
     images = [item.image for _, item in decoded]
-    proposals = propose_regions(detector, images, crops.per_image, crops.min_score)
+    # No crops wanted: the detector, the costliest step of an ingest, is not run at all.
+    proposals = (
+        propose_regions(detector, images, crops.per_image, crops.min_score)
+        if crops.per_image
+        else [[] for _ in images]
+    )
     # CLIP reads less than the detector: its inputs are cut down to its working size as
     # they are made, so that only one image's crops exist at the detector's size at once.
     for_clip = clip_working_size(clip)

@@ -29,6 +29,7 @@ from clipq.contracts.collections import (
 )
 from clipq.contracts.jobs import Job, ScenesResult
 from clipq.contracts.models import ModelList
+from clipq.contracts.source_progress import SourceImportProgress
 from clipq.errors import RelayedProblem
 
 if TYPE_CHECKING:
@@ -318,6 +319,21 @@ class ClipqClient:
         job = self._finish(sent, tqdm(disable=True))
         assert isinstance(job.result, ImportResult)
         return job.result
+
+    def import_source(self, collection_id: str, request: dict) -> Job:
+        """Start an import by reference (``POST .../imports``): its job, queued."""
+        response = self.http.post(f"/v1/collections/{collection_id}/imports", json=request)
+        return Job.model_validate_json(self._check(response).content)
+
+    def import_progress(
+        self, collection_id: str, job_id: str, offset: int = 0, limit: int = 1000
+    ) -> SourceImportProgress:
+        """An import by reference and its shards (``offset``.. of them)."""
+        response = self.http.get(
+            f"/v1/collections/{collection_id}/imports/{job_id}",
+            params={"offset": offset, "limit": limit},
+        )
+        return SourceImportProgress.model_validate_json(self._check(response).content)
 
     def evaluate(
         self, collection_id: str, *, progress: bool = True, **request: object

@@ -54,6 +54,15 @@ class NotFound(ClipqError):
     title = "Not found"
 
 
+class SourceUnreadable(ClipqError):
+    """A by-reference source (a shard, a file, a URL) that could not be read as it was named:
+    missing, refused by its server, too large, too slow, or not a tar."""
+
+    status = 422
+    slug = "source-unreadable"
+    title = "Source unreadable"
+
+
 class Conflict(ClipqError):
     status = 409
     slug = "conflict"

@@ -200,6 +200,38 @@ class Settings(BaseSettings):
         "their embedding rows, memory-mapped, instead of in Redis (1 KB an image of Redis "
         "memory at 512 dimensions); empty: in Redis.",
     )
+    ingest_roots: str = Field(
+        "",
+        description="Comma-separated local folders that imports by reference may read "
+        "(POST /v1/collections/{id}/imports with file paths or file:// URLs); a path outside "
+        "them, through symlinks too, is refused. Empty: local files are refused, so that a "
+        "tenant cannot read the worker's filesystem.",
+    )
+    ingest_schemes: str = Field(
+        "http,https",
+        description="Comma-separated remote schemes imports by reference may read through "
+        "fsspec (add 's3,gs' for buckets, read with the worker's own credentials); empty: none.",
+    )
+    ingest_allow_hosts: str = Field(
+        "",
+        description="Comma-separated hosts or CIDRs that http(s) sources may reach although "
+        "private or loopback (e.g. '127.0.0.1,10.0.0.0/8'); others must be public.",
+    )
+    ingest_max_shard_bytes: int = Field(
+        16 * 1024**3, ge=1, description="Largest tar shard an import reads (it fails past it)."
+    )
+    ingest_max_image_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="Largest image file or tar member an import reads."
+    )
+    ingest_timeout_seconds: float = Field(
+        60,
+        gt=0,
+        description="An http(s) source that does not connect, or sends nothing for this long, "
+        "fails (its shard or image).",
+    )
+    ingest_max_shards: int = Field(
+        100_000, ge=1, description="Most shard jobs one import is split into (422 past it)."
+    )
     shards: int = Field(
         1,
         ge=1,

@@ -16,6 +16,8 @@ TASK_NAMES: dict[JobKind, str] = {
     JobKind.evaluate: "clipq.evaluate",
     JobKind.bulk_import: "clipq.import",
     JobKind.plan: "clipq.plan",
+    JobKind.source_import: "clipq.source_import",
+    JobKind.source_shard: "clipq.source_shard",
 }
 SEARCH_SHARD_TASK = "clipq.search_shard"  # one shard's part of a search (worker.search)
 INDEX_TASK = "clipq.index"  # a worker's index of a collection, brought up to date after imports

@@ -121,6 +121,15 @@ def _allowed(host: str, addresses: list[IPAddress], allow: str) -> bool:
     return bool(addresses) and all(any(a in n for n in networks) for a in addresses)
 
 
+def reachable(host: str, allow: str) -> bool:
+    """Whether clipq may connect to ``host``: it resolves, and only to public addresses
+    unless ``allow`` (hosts or CIDRs, comma-separated) names it or its network."""
+    addresses = resolve(host)
+    return bool(addresses) and (
+        _allowed(host, addresses, allow) or all(is_public(a) for a in addresses)
+    )
+
+
 def resolve(host: str) -> list[IPAddress]:
     """The host's addresses (blocking: a DNS lookup); [] when it does not resolve."""
     try:

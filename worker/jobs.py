@@ -203,6 +203,46 @@ def run_unit(
     return statuses[job_id]
 
 
+def run_split(
+    store: WorkerStore,
+    job_id: str,
+    parse: Callable[[str], JobPayload],
+    split: Callable[..., Sequence[JobPayload]],  # (its payload, the RunningJob)
+    enqueue: Callable[[list[str]], None],
+    notify: Notify = lambda job_id: None,
+) -> JobStatus | None:
+    """Run a job that ``split`` divides into shard jobs: under the job's lease the shard jobs
+    are made (:meth:`WorkerStore.split`) and handed to ``enqueue``; the job stays running,
+    answered by its last shard to end. A split that fails (a bad reference) fails the job;
+    a worker that dies while splitting leaves the job to the reaper, and the split made
+    again keeps the shard jobs made before."""
+    lease = new_lease()
+    started = store.start(job_id, lease)
+    if started != StartOutcome.started:
+        if started == StartOutcome.out_of_attempts:
+            ended(store, [job_id], notify)
+            return JobStatus.failed
+        return None
+    with LeaseKeeper(store, lease) as keeper:
+        keeper.add([job_id])
+        unit = Unit(RunningJob(store, job_id, lease, store.owner(job_id)))
+        _parse(store, unit, parse)
+        shards: Sequence[JobPayload] = []
+        with settling([unit], f"job {job_id}"):
+            if unit.payload is not None:
+                shards = split(unit.payload, unit.job)
+        if unit.pending:
+            ids = store.split(job_id, lease, shards)
+            if ids is None:
+                return JobStatus.cancelled
+            enqueue(ids)
+            return JobStatus.running
+        status = _finish(store, lease, unit)
+    if status != JobStatus.cancelled:
+        ended(store, [job_id], notify)
+    return status
+
+
 def run_job(
     store: WorkerStore,
     job_id: str,

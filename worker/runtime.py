@@ -24,6 +24,7 @@ from clipq.store.shards import Shard, ShardView
 from clipq.store.vector_files import VectorFiles
 from worker.collections import CollectionIndexes
 from worker.embedding_cache import RedisEmbeddingStore
+from worker.source_reader import SourceReader
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,11 @@ def store() -> WorkerStore:
         lease_seconds=settings.job_lease_seconds,
         max_attempts=settings.max_attempts,
     )
+
+
+@cache
+def source_reader() -> SourceReader:
+    return SourceReader(get_settings())
 
 
 @cache

@@ -31,6 +31,7 @@ from clipq.contracts.jobs import (
     ScenesPayload,
     ScenesResult,
 )
+from clipq.contracts.sources import SourceImportPayload, SourceShardPayload, SourceShardResult
 from clipq.errors import NotFound
 from clipq.settings import get_settings
 from clipq.transport import (
@@ -41,10 +42,10 @@ from clipq.transport import (
     WEBHOOK_TASK,
     shard_queue,
 )
-from worker import collections, cross_batching, imports, plans, runtime
+from worker import collections, cross_batching, imports, plans, runtime, sources
 from worker import search as searches
 from worker.celery_app import MODEL_QUEUE, app
-from worker.jobs import RunningJob, load_uploads, run_job
+from worker.jobs import RunningJob, load_uploads, run_job, run_split
 
 
 def _notify(job_id: str) -> None:
@@ -188,6 +189,47 @@ def bulk_import(job_id: str) -> str | None:
         return result
 
     return _run_job(job_id, ImportPayload.model_validate_json, work)
+
+
+@app.task(name=TASK_NAMES[JobKind.source_import])
+def source_import(job_id: str) -> str | None:
+    """Split an import by reference into shard jobs, queued for this model's workers."""
+
+    def work(payload: SourceImportPayload, job: RunningJob) -> list[SourceShardPayload]:
+        specs = sources.split(payload, runtime.source_reader(), get_settings())
+        return sources.shard_payloads(job.job_id, payload, specs)
+
+    def enqueue(ids: list[str]) -> None:
+        for shard_id in ids:
+            source_shard.apply_async((shard_id,), queue=MODEL_QUEUE)
+
+    return run_split(
+        runtime.store(), job_id, SourceImportPayload.model_validate_json, work, enqueue, _notify
+    )
+
+
+@app.task(name=TASK_NAMES[JobKind.source_shard])
+def source_shard(job_id: str) -> str | None:
+    """Stream one shard into its collection; the last shard to end answers the import."""
+    store = runtime.store()
+
+    def work(payload: SourceShardPayload, job: RunningJob) -> SourceShardResult:
+        progress = sources.shard_progress(store, job, payload.parent)
+        progress(0)  # an import cancelled while this waited: stop before reading
+        return sources.import_shard(
+            runtime.collections(),
+            runtime.clip(),
+            runtime.detector(),
+            payload,
+            runtime.source_reader(),
+            job.owner,
+            progress,
+            get_settings(),
+        )
+
+    status = _run_job(job_id, SourceShardPayload.model_validate_json, work)
+    sources.shard_ended(store, runtime.collections(), job_id, _notify)
+    return status
 
 
 # Not a job: an index that is not built here now is built by the next search. Acknowledged

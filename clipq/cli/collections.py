@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from clipq.cli import source_imports
 from clipq.settings import get_settings
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     ingest.add_argument(
         "--model", help="a new collection's model, one the service serves (default: its first)"
     )
+    source_imports.add_arguments(ingest)
     ingest.set_defaults(run=run_ingest)
 
     search = commands.add_parser("search", help="search a collection by text, interactively")
@@ -83,6 +85,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run_ingest(args: argparse.Namespace) -> int:
     service = client(args)
     collection = service.collection(args.collection, create=True, model=args.model)
+    if args.sources:
+        return source_imports.run_from(args, service, collection)
     if args.cifar10:
         from clipq.cli.cifar10 import read_cifar10
 

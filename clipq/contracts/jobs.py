@@ -29,6 +29,12 @@ from clipq.contracts.collections import (
     SearchPayload,
     SearchResult,
 )
+from clipq.contracts.sources import (
+    SourceImportPayload,
+    SourceImportResult,
+    SourceShardPayload,
+    SourceShardResult,
+)
 
 
 class JobKind(StrEnum):
@@ -39,6 +45,8 @@ class JobKind(StrEnum):
     evaluate = "evaluate"
     bulk_import = "import"  # precomputed embeddings
     plan = "plan"  # a reconstruction plan
+    source_import = "source_import"  # images read by reference (split into shard jobs)
+    source_shard = "source_shard"  # one shard of a source import
 
 
 class JobStatus(StrEnum):
@@ -99,7 +107,9 @@ JobPayload = Annotated[
     | IngestPayload
     | SearchPayload
     | EvaluatePayload
-    | ImportPayload,
+    | ImportPayload
+    | SourceImportPayload
+    | SourceShardPayload,
     Field(discriminator="kind"),
 ]
 
@@ -139,7 +149,9 @@ JobResult = Annotated[
     | IngestResult
     | SearchResult
     | EvaluateResult
-    | ImportResult,
+    | ImportResult
+    | SourceImportResult
+    | SourceShardResult,
     Field(discriminator="kind"),
 ]
 

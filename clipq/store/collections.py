@@ -22,6 +22,7 @@ Layout (``{c}`` is ``clipq:coll:{<id>}``, ``{t}`` is ``clipq:tenant:<owner>``)::
                               (the three above live in files instead when the record says
                               ``vectors: files``: :mod:`clipq.store.vector_files`)
     {c}:index_due             when an import part last landed (``clipq.index`` task)
+    {c}:sources               hash: import shard name → JSON tally of a shard read to its end
 
 Every key of a collection carries its id as a hash tag (``{<id>}``), so on a Redis Cluster a
 collection's keys share one slot and every script and transaction here touches one slot: a
@@ -405,7 +406,8 @@ class AsyncCollections:
                 yield segments[start : start + DELETE_CHUNK]
         names = [block_key(key, first) for first, _ in blocks]
         names += [
-            f"{key}:{name}" for name in ("sha", "labels", "parts", "blocks", "index_due", "deleted")
+            f"{key}:{name}"
+            for name in ("sha", "labels", "parts", "blocks", "index_due", "deleted", "sources")
         ]
         for start in range(0, len(names), DELETE_CHUNK):
             yield names[start : start + DELETE_CHUNK]
@@ -536,6 +538,17 @@ class Collections:
             return []
         found = self.redis.hmget(f"{collection_key(collection_id)}:sha", list(hashes))
         return [as_text(v) or None for v in found]
+
+    def source_done(self, collection_id: str, name: str) -> bool:
+        """Whether the import shard ``name`` (a tar's URL, a list's first file) is in."""
+        return bool(self.redis.hexists(f"{collection_key(collection_id)}:sources", name))
+
+    def mark_source_done(self, collection_id: str, name: str, summary: dict[str, int]) -> None:
+        """Remember that shard ``name`` was read to its end: an import run again skips it.
+        (A shard cut short is read again; its images already in are skipped by SHA-256.)"""
+        key = collection_key(collection_id)
+        if self.redis.exists(key):  # not for a collection deleted meanwhile
+            self.redis.hset(f"{key}:sources", name, json.dumps(summary))
 
     def labels(self, collection_id: str) -> list[str]:
         return sorted(

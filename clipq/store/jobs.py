@@ -103,6 +103,13 @@ START_SCRIPT, BEAT_SCRIPT, FINISH_SCRIPT, CANCEL_SCRIPT = map(
     _script, ("start", "beat", "finish", "cancel")
 )
 REQUEUE_SCRIPT, RESERVE_SCRIPT, CLAIM_SCRIPT = map(_script, ("requeue", "reserve", "claim"))
+SPLIT_SCRIPT, SHARD_ENDED_SCRIPT = map(_script, ("split", "shard_ended"))
+SHARDS_LEASE = "shards"  # the lease of a job split into shard jobs: they answer it
+
+
+def shard_job_id(job_id: str, shard: int) -> str:
+    """The id of shard ``shard`` of a split job: the same for a split made again."""
+    return f"{job_id}-{shard}"
 
 
 class StartOutcome(IntEnum):
@@ -184,6 +191,12 @@ def new_record(
     }
 
 
+_SHARD_FIELDS = (
+    "id", "kind", "status", "created_at", "started_at", "finished_at", "progress_done",
+    "progress_total", "attempts", "model", "result", "error", "shard_name",
+)  # fmt: skip
+
+
 def _job_keys(job_id: str) -> list[str]:
     return [job_key(job_id), QUEUED_KEY, RUNNING_KEY, events_channel(job_id)]
 
@@ -250,6 +263,28 @@ class ApiStore:
 
     async def callback_url(self, job_id: str) -> str:
         return _text(await self.redis.hget(job_key(job_id), "callback_url")) or ""
+
+    async def shard_jobs(
+        self, job_id: str, offset: int, limit: int
+    ) -> tuple[int, list[tuple[str, Job] | None]]:
+        """How many shard jobs a split job has (0 before it is split), and shards ``offset``..
+        of them: (the shard's name, its job) each, None for one expired. The records are
+        read without their payloads (a list of a thousand URLs each)."""
+        shards = int(await self.redis.hget(job_key(job_id), "shards") or 0)
+        fields = list(_SHARD_FIELDS)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(offset, min(shards, offset + limit)):
+                pipe.hmget(job_key(shard_job_id(job_id, shard)), fields)
+            rows = await pipe.execute()
+        found: list[tuple[str, Job] | None] = []
+        for values in rows:
+            record = {k: v for k, v in zip(fields, values, strict=True) if v is not None}
+            found.append(
+                (_text(record["shard_name"]) or "", job_from_record(record))
+                if "id" in record
+                else None
+            )
+        return shards, found
 
     async def payload(self, job_id: str) -> str | None:
         return _text(await self.redis.hget(job_key(job_id), "payload"))
@@ -353,9 +388,50 @@ class WorkerStore:
         self._finish = client.register_script(FINISH_SCRIPT)
         self._requeue = client.register_script(REQUEUE_SCRIPT)
         self._claim = client.register_script(CLAIM_SCRIPT)
+        self._cancel = client.register_script(CANCEL_SCRIPT)
+        self._split = client.register_script(SPLIT_SCRIPT)
+        self._shard_ended = client.register_script(SHARD_ENDED_SCRIPT)
 
     def payload(self, job_id: str) -> str | None:
         return _text(self.redis.hget(job_key(job_id), "payload"))
+
+    def status(self, job_id: str) -> JobStatus | None:
+        status = _text(self.redis.hget(job_key(job_id), "status"))
+        return JobStatus(status) if status else None
+
+    def cancel(self, job_id: str) -> CancelOutcome:
+        """Cancel a job from a worker (a shard job whose split job was cancelled)."""
+        return CancelOutcome(int(self._cancel(keys=_job_keys(job_id), args=[now().isoformat()])))
+
+    def split(self, job_id: str, lease: str, shards: Sequence[JobPayload]) -> list[str] | None:
+        """Hand the running job (held under ``lease``) to its shard jobs, created queued with
+        the job's owner and model: their ids, to enqueue; None if the job is no longer ours.
+        From here the job is answered by the last shard to end (:meth:`shard_ended`)."""
+        fields = self.redis.hmget(job_key(job_id), ["owner", "model"])
+        owner, model = (_text(v) or "" for v in fields)
+        ids = [shard_job_id(job_id, n) for n in range(len(shards))]
+        records = [
+            json.dumps(
+                new_record(child, payload, 0, owner, "", model)
+                | {"shard_name": getattr(getattr(payload, "spec", None), "name", "")}
+            )
+            for child, payload in zip(ids, shards, strict=True)
+        ]
+        args: list[ScriptArg] = [lease, SHARDS_LEASE, len(ids), self.ttl, job_key(""), *records]
+        handed = self._split(keys=[job_key(job_id), RUNNING_KEY], args=args)
+        return ids if handed else None
+
+    def shard_ended(self, job_id: str, shard: int) -> int:
+        """Note that shard ``shard`` of a split job ended: 1 if it was the last (the caller
+        answers the job, as lease :data:`SHARDS_LEASE`), 0 if not, -1 if the job is over."""
+        keys = [job_key(job_id), f"{job_key(job_id)}:ended"]
+        return int(self._shard_ended(keys=keys, args=[shard, self.ttl]))
+
+    def jobs(self, job_ids: Sequence[str]) -> list[Job | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(job_key(job_id))
+        return [job_from_record(r) if r else None for r in pipe.execute()]
 
     def start(self, job_id: str, lease: str) -> StartOutcome:
         """Take the job under ``lease``."""

@@ -88,6 +88,8 @@ def _example(document: dict[str, Any], schema: dict[str, Any]) -> Any:
         return schema["default"]
     if "enum" in schema:
         return schema["enum"][0]
+    if "const" in schema:  # a discriminator's value
+        return schema["const"]
     for union in ("anyOf", "oneOf"):
         if union in schema:
             options = [o for o in schema[union] if _resolve(document, o).get("type") != "null"]

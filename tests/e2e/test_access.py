@@ -77,8 +77,16 @@ def owned_by_a(secured: Service) -> dict[str, str]:
     assert done["status"] == "succeeded", done
     image_id = done["result"]["images"][0]["image_id"]
     assert wait(secured, plan["id"], KEY_A)["status"] == "succeeded"
+    assert wait(secured, job["id"], KEY_A)["status"] == "succeeded"
+    # the job named: an import by reference, which routes under a collection know too (its
+    # URL is refused by the worker, a documentation address; the job is real all the same)
+    source = {"kind": "urls", "urls": ["http://192.0.2.1/a.jpg"]}
+    imported = secured.http.post(
+        f"/v1/collections/{made['id']}/imports", json={"source": source}, headers=headers
+    ).json()
+    assert wait(secured, imported["id"], KEY_A)["status"] == "failed"
     return {
-        "job_id": job["id"],
+        "job_id": imported["id"],
         "plan_id": plan["id"],
         "collection_id": made["id"],
         "image_id": image_id,
