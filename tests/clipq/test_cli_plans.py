@@ -44,7 +44,8 @@ def test_plan_writes_a_runnable_bundle(capsys, tmp_path: Path, random_clip_dir: 
     pairs = {tuple(line.split(" ")) for line in (out / "pairs.txt").read_text().splitlines()}
     assert pairs == {(p["image0"], p["image1"]) for p in result["shortlist"]["pairs"]}
     assert 3 * 10 / 2 <= len(pairs) <= 3 * 10
-    ast.parse((out / "run_hloc.py").read_text())
+    if (out / "run_hloc.py").exists():  # where a matcher of the dataset's scenes has hloc
+        ast.parse((out / "run_hloc.py").read_text())
     for script in ("run_colmap.sh", "run_glomap.sh"):
         assert (out / script).stat().st_mode & 0o111
         subprocess.run(["bash", "-n", str(out / script)], check=True)

@@ -251,7 +251,7 @@ def test_a_missing_shard_fails_alone(sources: Service, data: Path) -> None:
 def test_references_this_service_does_not_read_are_422_naming_the_field(
     sources: Service, source: dict, field: str, words: str
 ) -> None:
-    collection = create(sources, "refused")
+    collection = create(sources)
     response = sources.http.post(
         f"/v1/collections/{collection['id']}/imports", json={"source": source}
     )
