@@ -23,6 +23,11 @@ SEARCH_SHARD_TASK = "clipq.search_shard"  # one shard's part of a search (worker
 INDEX_TASK = "clipq.index"  # a worker's index of a collection, brought up to date after imports
 
 
+def same_model(a: str, b: str) -> bool:
+    """Whether two model strings name one model (``hf:x`` and ``x``; ``""`` and ``embedded``)."""
+    return model_key(a) == model_key(b)
+
+
 def inference_queue(model: str) -> str:
     """The queue of the workers that serve ``model`` (their CLIPQ_CLIP_MODEL)."""
     return f"{INFERENCE_QUEUE}.{model_key(model)}"

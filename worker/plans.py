@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from clipcore.batching import Upload
+from clipcore.batching import BatchObserver, EmbeddingStore, Upload
 from clipcore.clip_model import LoadedClip
 from clipcore.encode import EmbeddingCache
 from clipcore.errors import InvalidInput
@@ -44,9 +44,10 @@ def plan(
     collections: Callable[[], Collections],
     progress: Callable[[int], None],
     settings: Settings,
-    **embedding: object,
+    image_cache: EmbeddingStore | None = None,
+    observe: BatchObserver | None = None,
 ) -> PlanResult:
-    """The job's plan; ``embedding``: :func:`plan_uploads`'s image cache and batch observer."""
+    """The job's plan, of its uploads or of its collection."""
     options = options_of(payload, settings)
     if payload.collection_id:
         made = collection_plan(collections(), clip, cache, payload.collection_id, options, settings)
@@ -61,7 +62,8 @@ def plan(
             max_pixels=settings.max_image_pixels,
             max_batch_pixels=settings.max_batch_pixels,
             on_progress=progress,
-            **embedding,  # type: ignore[arg-type]
+            image_cache=image_cache,
+            observe=observe,
         )
     return PlanResult(
         **dict(made.scenes),

@@ -22,11 +22,11 @@ from api.openapi import problems
 from api.routes.collections import existing
 from api.uploads import AcceptedUpload
 from clipcore.errors import InvalidInput
-from clipcore.model_names import model_key
 from clipq.contracts.collections import ImageRef, ImportedPart, ImportedParts, ImportPayload
 from clipq.contracts.jobs import Job
 from clipq.errors import Conflict, QuotaExceeded
 from clipq.npy import read_npy_header
+from clipq.transport import same_model
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 METADATA_SUFFIXES = (".parquet", ".csv")
@@ -79,9 +79,12 @@ async def import_embeddings(
     ones (without pictures or crops). The job's progress counts rows."""
     collection = await existing(collections, collection_id, submitter.owner)
     callback = await submitter.callback(callback_url)
-    bound = model_key(collection.model)
-    served = {model_key(m.id): m for m in (await store.served_models())[1]}.get(bound)
-    if model and model_key(model) not in {bound, served.model if served else ""}:
+    served = next(
+        (m for m in (await store.served_models())[1] if same_model(m.id, collection.model)), None
+    )
+    if model and not (
+        same_model(model, collection.model) or (served and same_model(model, served.model))
+    ):
         raise InvalidInput.for_field(
             "model", f"the collection holds embeddings of {collection.model!r}, not {model!r}"
         )

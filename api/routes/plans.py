@@ -20,6 +20,7 @@ from clipcore.plans.schemas import ShortlistStrategy
 from clipcore.taxonomy import Speed, load_default_taxonomy
 from clipq.contracts.jobs import Job, JobKind, JobStatus, PlanPayload, PlanResult, payload_from_json
 from clipq.errors import Conflict, NotFound
+from clipq.transport import same_model
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -102,7 +103,7 @@ async def create_plan(
         collection = await existing(collections, collection_id, submitter.owner)
         if collection.image_count < 2:
             raise InvalidInput.for_field("collection_id", "a plan needs two or more images")
-        if model and served_model(settings, model) != collection.model:
+        if model and not same_model(served_model(settings, model), collection.model):
             raise InvalidInput.for_field(
                 "model", f"the collection's images are embedded with {collection.model!r}"
             )
