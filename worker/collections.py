@@ -354,6 +354,11 @@ def evaluate(
     require_collection(store, payload.collection_id, settings.clip_model)
     index = indexes.get(payload.collection_id)
     row_labels = store.image_labels(payload.collection_id, index.image_ids)
+    # A deleted image's rows stay in the index until it is rebuilt: ranked past, never
+    # counted (not a distractor, not one of the images).
+    deleted = store.deleted(payload.collection_id)
+    gone = {row for row, image_id in enumerate(index.image_ids) if image_id in deleted}
+    row_labels = [[] if row in gone else labels for row, labels in enumerate(row_labels)]
     outcomes: dict[RerankMode, list] = {mode: [] for mode in RerankMode}
     for start in range(0, len(payload.queries), QUERY_CHUNK):
         chunk = payload.queries[start : start + QUERY_CHUNK]
@@ -362,6 +367,7 @@ def evaluate(
             ranked = retrieval.rankings(
                 index, embeddings, mode, index.size, payload.fusion, payload.crop_weight
             )
+            ranked = [[row for row in ranking if row not in gone] for ranking in ranked]
             outcomes[mode] += retrieval.evaluate_rankings(
                 ranked, row_labels, [q.relevant_labels for q in chunk], payload.ks
             )
@@ -388,7 +394,7 @@ def evaluate(
     return EvaluateResult(
         collection_id=payload.collection_id,
         ks=payload.ks,
-        images=index.size,
+        images=index.size - len(gone),
         modes=modes,
         queries=queries,
     )

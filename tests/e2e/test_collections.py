@@ -389,3 +389,33 @@ def test_labels_are_edited_and_evaluation_follows(service: Service) -> None:
     assert unknown.status_code == 404
     cleared = service.http.patch(f"{base}/images/{second['id']}", json={"labels": []})
     assert cleared.json()["labels"] == []
+
+
+def test_a_deleted_image_is_no_distractor_in_evaluation(service: Service) -> None:
+    collection = create(service)
+    base = f"/v1/collections/{collection['id']}"
+    ingest(
+        service,
+        collection["id"],
+        [(f"{i}.png", p) for i, p in enumerate(distinct_pngs(4, (40, 40)))],
+    )
+    # The order the query ranks them in; the second becomes the one to find.
+    query = {"query": "a photo of a shape", "min_score": -1, "top_k": 4}
+    order = [
+        h["image_id"] for h in run(service, collection["id"], "search", query)["result"]["hits"]
+    ]
+    for image_id in order:
+        labels = ["target"] if image_id == order[1] else ["other"]
+        assert service.http.patch(f"{base}/images/{image_id}", json={"labels": labels}).is_success
+    body = {"queries": [{"query": query["query"], "relevant_labels": ["target"]}], "ks": [1]}
+
+    def evaluated() -> dict:
+        return run(service, collection["id"], "evaluate", body)["result"]
+
+    before = evaluated()
+    assert (before["images"], before["queries"][0]["none"]["rank"]) == (4, 2)
+    # The image ranked above it deleted: its row stays in the index, but is ranked past.
+    assert service.http.delete(f"{base}/images/{order[0]}").status_code == 204
+    after = evaluated()
+    assert (after["images"], after["queries"][0]["none"]["rank"]) == (3, 1)
+    assert after["modes"]["none"]["recall_at"]["1"] == 1.0

@@ -403,6 +403,10 @@ def test_classify_against_typed_labels(page: Page, service: Service) -> None:
 
 def create_collection_in_page(page: Page, name: str) -> str:
     page.get_by_role("tab", name="Collections & search").click()
+    expect(page.locator("#collections-manage")).not_to_have_attribute("aria-busy", "true")
+    new = page.locator("#collection-new")
+    if new.get_attribute("open") is None:  # folded once the key has a collection
+        new.locator("summary").click()
     page.get_by_label("Name", exact=True).fill(name)
     with page.expect_response(
         lambda r: r.request.method == "POST" and r.url.endswith("/v1/collections")

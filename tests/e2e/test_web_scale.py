@@ -362,7 +362,9 @@ def test_a_collection_image_in_the_viewer(page: Page, service: Service) -> None:
     tiles = page.locator("#collection-images .image-tile")
     expect(tiles).to_have_count(3)
 
-    # A name it already has is refused at the name field.
+    # A name it already has is refused at the name field ("New collection" is folded now).
+    expect(page.locator("#collection-new")).not_to_have_attribute("open", "")
+    page.get_by_text("New collection", exact=True).click()
     page.get_by_label("Name", exact=True).fill(name.upper())
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator("#collection-name-error")).to_contain_text(f"named '{name}'")

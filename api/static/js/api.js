@@ -128,6 +128,11 @@ export function setupApiKey() {
  * Thumbnails from the API: a plain <img src> without a key; with one, fetched with the
  * Authorization header into a blob: URL (an <img> cannot send headers). Cached per URL.
  */
+/** Results name their model by its weights ("embedded:clip-tiny"), collections and GET
+ * /v1/models by the model string a request names ("embedded"): the page says the latter. */
+export const modelStrings = new Map(); // a result's model -> its model string (models.js fills it)
+export const modelName = (model) => modelStrings.get(model) ?? model;
+
 export const thumbnails = new Map();
 
 export function loadThumbnail(img, url) {

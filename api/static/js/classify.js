@@ -1,6 +1,6 @@
 // The Classify tab: zero-shot labels for each image.
 
-import { api, upload } from "./api.js";
+import { api, modelName, upload } from "./api.js";
 import { $, fill, h, parseList, percent, score, setStatus } from "./dom.js";
 import { csv, downloadButtons } from "./downloads.js";
 import { dropZone, FileSelection, thumbImg } from "./files.js";
@@ -153,7 +153,7 @@ export function setupClassify() {
           h("h2", {
             text: `${result.images.length} image${result.images.length === 1 ? "" : "s"} · ${labels.length} label${labels.length === 1 ? "" : "s"}`,
           }),
-          h("p", { class: "hint", text: result.model }),
+          h("p", { class: "hint", text: modelName(result.model) }),
           downloadButtons(result, "clipq-classify", classifyCsv),
         ),
         soleLabelNote(result, labels),

@@ -3,6 +3,7 @@
 import { api, loadThumbnail, upload } from "./api.js";
 import { $, fill, h, parseList, score, setStatus } from "./dom.js";
 import { dropZone, FileSelection } from "./files.js";
+import { setupImports } from "./imports.js";
 import { JobRunner } from "./jobs.js";
 import { closeViewer, openViewer } from "./viewer.js";
 
@@ -66,6 +67,8 @@ export function collectionLabel(c) {
 export async function loadCollections(selectId = null) {
   const select = $("#collection-select");
   const status = $("#collections-status");
+  const card = $("#collections-manage");
+  card.setAttribute("aria-busy", "true");
   try {
     state.collections = await api("/v1/collections");
   } catch (error) {
@@ -77,6 +80,8 @@ export async function loadCollections(selectId = null) {
     );
     renderCollectionChoice(null);
     return;
+  } finally {
+    card.removeAttribute("aria-busy");
   }
   setStatus(status, "");
   const remembered = localStorage.getItem(CHOSEN_KEY);
@@ -86,6 +91,8 @@ export async function loadCollections(selectId = null) {
       ? state.collections.map((c) => h("option", { value: c.id, text: collectionLabel(c) }))
       : [h("option", { value: "", text: "No collections yet" })]),
   );
+  // "New collection" stays folded once there is one, so that search comes first on a phone.
+  if (!state.collections.length) $("#collection-new").open = true;
   const current = state.collections.find((c) => c.id === keep) ?? state.collections[0] ?? null;
   if (current) select.value = current.id;
   renderCollectionChoice(current);
@@ -97,6 +104,7 @@ export function renderCollectionChoice(collection) {
   if (collection) localStorage.setItem(CHOSEN_KEY, collection.id);
   const has = Boolean(collection);
   $("#collection-delete").disabled = !has;
+  $("#collection-select").title = has ? collectionLabel(collection) : "";
   $("#ingest-drop").setAttribute("aria-disabled", String(!has));
   for (const id of ["#search-run", "#search-like-run", "#evaluate-run"])
     $(id).disabled = !has || runners[id]?.busy;
@@ -104,7 +112,10 @@ export function renderCollectionChoice(collection) {
     $("#collection-info"),
     ...(has
       ? [
-          h("span", { text: `${collection.image_count} images` }),
+          // the whole name, which a narrow picker may cut
+          h("strong", { class: "collection-name", text: collection.name }),
+          " · ",
+          h("span", { text: `${collection.image_count} image${collection.image_count === 1 ? "" : "s"}` }),
           " · ",
           h("span", { text: `crops: ${collection.crop_background}` }),
           " · ",
@@ -160,7 +171,7 @@ export async function loadCollectionImages(reset) {
               text: `${image.regions.length} region${image.regions.length === 1 ? "" : "s"}`,
             }),
           ),
-          similarButton(image.id, image.filename),
+          h("p", { class: "tile-actions" }, similarButton(image.id, image.filename)),
         ),
       ),
     );
@@ -248,13 +259,14 @@ export function renderSearch(result, imageName = null) {
   state.hits = result.hits;
   const crops = result.rerank === "crops";
   const asked = searchedFor(result, imageName);
+  const threshold = result.min_score ?? null;
   const head = h(
     "p",
-    { class: "hint" },
-    `${asked} · ${crops ? "with crop reranking" : "full images"}`,
+    { class: "hint search-head" },
+    `${asked} · ${crops ? `with crop reranking (${result.fusion})` : "full images"}`,
     result.approximate ? " · approximate index (large collection)" : "",
-    result.min_score !== null && result.min_score !== undefined
-      ? ` · threshold ${result.min_score}${result.decision === "calibrated" ? " (the collection's own)" : ""}`
+    threshold !== null
+      ? ` · threshold ${score(threshold)}${result.decision === "calibrated" ? " (the collection's own)" : ""}`
       : "",
   );
   if (result.no_match) {
@@ -268,18 +280,72 @@ export function renderSearch(result, imageName = null) {
         h("span", {
           text:
             typeof result.best_score === "number"
-              ? `No image in the collection clears the threshold ${result.min_score} for ${asked} (best score: ${score(result.best_score)}).`
+              ? `No image in the collection clears the threshold ${score(threshold)} for ${asked} (best score: ${score(result.best_score)}).`
               : "The collection has no other image to compare with.",
         }),
       ),
-      result.hits.length
-        ? h("p", { class: "hint", text: "Closest images, below the threshold:" })
-        : null,
-      result.hits.length ? hitGrid(result.hits, crops, true) : null,
+      scoreHelp(result),
     );
     return;
   }
-  fill(root, head, hitGrid(result.hits, crops, false));
+  // The threshold decides only whether the best hit is a match; the hits after it that
+  // fall under it are set apart, so that they do not read as matches too.
+  const matches = result.hits.filter((hit) => threshold === null || hit.score >= threshold);
+  const below = result.hits.filter((hit) => !matches.includes(hit));
+  fill(
+    root,
+    head,
+    scoreHelp(result),
+    hitGrid(matches, result, { label: "Matches" }),
+    below.length
+      ? h(
+          "section",
+          { class: "below-threshold", "aria-labelledby": "below-threshold-title" },
+          h("h3", {
+            id: "below-threshold-title",
+            text: `Below the threshold (${score(threshold)}): probably not ${asked}`,
+          }),
+          hitGrid(below, result, { label: "Below the threshold", first: matches.length, dim: true }),
+        )
+      : null,
+  );
+}
+
+/** What a score is, and what the threshold does, for this search. */
+function scoreHelp(result) {
+  const image = typeof result.query !== "string";
+  const threshold =
+    result.decision === "calibrated"
+      ? "The threshold is the collection's own: the best score unrelated text reaches in it, so a best hit under it is “no match”."
+      : result.decision === "min_score"
+        ? "The threshold is the one asked for: a best hit under it is “no match”."
+        : "Image searches have no threshold unless one is set: the nearest images are always shown.";
+  return h(
+    "details",
+    { class: "score-help" },
+    h("summary", { text: "What the scores mean" }),
+    h("p", {
+      text: `A score is the cosine similarity between the ${image ? "query image's" : "text's"} embedding and an image's, from −1 to 1: higher is closer. Compare scores within one search and one model; their range depends on the model (CLIP's text-to-image scores sit between about 0.1 and 0.4).`,
+    }),
+    result.rerank === "crops"
+      ? h("p", {
+          text:
+            result.fusion === "max"
+              ? "With crop reranking, an image scores the better of the whole image and its best crop (a detected region)."
+              : "With crop reranking (weighted), an image scores a weighted mean of the whole image and its best crop (a detected region).",
+        })
+      : null,
+    h("p", { text: threshold }),
+  );
+}
+
+/** Why the yellow box is drawn: the crop decided the score, or it is only the best crop. */
+function cropNote(hit, fusion) {
+  if (!hit.crop_box || hit.crop_score === null || hit.crop_score === undefined) return null;
+  if (fusion === "weighted") return "Box: its best crop, weighted with the whole image";
+  return hit.crop_score > hit.image_score
+    ? "Box: the crop that decided the score"
+    : "Box: its best crop; the whole image scored higher";
 }
 
 /** The viewer's view of an image of the collection (a tile, or a hit with its crop). */
@@ -386,10 +452,11 @@ function viewerActions(image) {
 
 export const actions = {}; // set up by setupCollections: similar(imageId, filename)
 
-export function hitGrid(hits, crops, dim) {
+export function hitGrid(hits, result, { label, first = 0, dim = false }) {
+  const crops = result.rerank === "crops";
   return h(
     "ol",
-    { class: dim ? "hit-grid dim" : "hit-grid", "aria-label": "Search results" },
+    { class: dim ? "hit-grid dim" : "hit-grid", "aria-label": label, start: first + 1 },
     hits.map((hit, i) =>
       h(
         "li",
@@ -397,7 +464,6 @@ export function hitGrid(hits, crops, dim) {
           class: "hit",
           dataset: { imageId: hit.image_id, filename: hit.filename, view: hit.image_id },
         },
-        h("span", { class: "rank", text: `#${i + 1}` }),
         boxedThumb({
           url: hit.thumbnail_url,
           width: hit.width,
@@ -405,7 +471,12 @@ export function hitGrid(hits, crops, dim) {
           alt: hit.filename,
           boxes: hit.crop_box ? [{ box: hit.crop_box, kind: "match" }] : [],
         }),
-        h("p", { class: "hit-score" }, h("strong", { text: score(hit.score) })),
+        h(
+          "p",
+          { class: "hit-score" },
+          h("span", { class: "rank", text: `#${first + i + 1}` }),
+          h("strong", { text: score(hit.score) }),
+        ),
         crops
           ? h("p", {
               class: "hint score-parts",
@@ -413,7 +484,6 @@ export function hitGrid(hits, crops, dim) {
             })
           : null,
         h("p", { class: "file-title", text: hit.filename, title: hit.filename }),
-        similarButton(hit.image_id, hit.filename),
         hit.labels?.length
           ? h(
               "p",
@@ -421,30 +491,49 @@ export function hitGrid(hits, crops, dim) {
               hit.labels.map((l) => h("span", { class: "chip", text: l })),
             )
           : null,
-        hit.crop_box
-          ? h("p", {
-              class: "hint crop-note",
-              text:
-                hit.crop_score !== null && hit.crop_score >= hit.image_score
-                  ? "Box: the crop that decided the score"
-                  : "Box: the best crop (the full image scored higher)",
-            })
-          : null,
+        cropNote(hit, result.fusion) ? h("p", { class: "hint crop-note", text: cropNote(hit, result.fusion) }) : null,
+        h("p", { class: "tile-actions" }, similarButton(hit.image_id, hit.filename)),
       ),
     ),
   );
 }
 
+/** The evaluation's queries, one a line (`query => label, label`), with the line each is
+ * on, so that a problem with `queries[i]` is said of the line a person sees. */
 export function parseQueries(text) {
-  const lines = text
-    .split("\n")
-    .map((l) => l.trim())
-    .filter(Boolean);
-  if (!lines.length) return null;
-  return lines.map((line) => {
+  const queries = [];
+  const lines = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line) return;
     const [query, labels] = line.includes("=>") ? line.split("=>", 2) : [line, line];
-    return { query: query.trim(), relevant_labels: parseList(labels) };
+    queries.push({ query: query.trim(), relevant_labels: parseList(labels) });
+    lines.push(i + 1);
   });
+  return queries.length ? { queries, lines } : { queries: null, lines: [] };
+}
+
+/** A problem's fields at the evaluation's own fields; true if it named any of them. */
+function showEvaluationProblem(problem, lines) {
+  const fields = {
+    queries: "#evaluate-queries",
+    prompt_template: "#evaluate-template",
+    ks: "#evaluate-ks",
+  };
+  let shown = false;
+  for (const { field = "", message } of problem.fields ?? []) {
+    const name = field.split(/[[.]/)[0]; // "queries[1].relevant_labels" -> "queries"
+    if (!(name in fields)) continue;
+    const at = field.match(/^queries\[(\d+)\]/);
+    const where = at ? `Line ${lines[Number(at[1])] ?? Number(at[1]) + 1}: ` : "";
+    const input = $(fields[name]);
+    const error = $(`${fields[name]}-error`);
+    error.textContent = `${error.textContent} ${where}${message}.`.trim();
+    input.setAttribute("aria-invalid", "true");
+    if (!shown) input.focus();
+    shown = true;
+  }
+  return shown;
 }
 
 export function renderEvaluation(result) {
@@ -802,6 +891,10 @@ export function setupCollections() {
   $("#evaluate-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!requireCollection(evaluate.status)) return;
+    for (const id of ["#evaluate-queries", "#evaluate-template", "#evaluate-ks"]) {
+      $(`${id}-error`).textContent = "";
+      $(id).removeAttribute("aria-invalid");
+    }
     const ks = [
       ...new Set(
         $("#evaluate-ks")
@@ -810,9 +903,13 @@ export function setupCollections() {
           .filter((k) => Number.isInteger(k) && k > 0),
       ),
     ].sort((a, b) => a - b);
-    if (!ks.length) return setStatus(evaluate.status, "Give K values such as 1, 5, 10.", "error");
+    if (!ks.length) {
+      const problem = { fields: [{ field: "ks", message: "Give K values such as 1, 5, 10" }] };
+      return showEvaluationProblem(problem, []);
+    }
+    const { queries, lines } = parseQueries($("#evaluate-queries").value);
     const body = {
-      queries: parseQueries($("#evaluate-queries").value),
+      queries,
       prompt_template: $("#evaluate-template").value.trim() || "a photo of a {}.",
       ks,
       // "With crops" fuses scores as the search form says.
@@ -832,10 +929,19 @@ export function setupCollections() {
       renderEvaluation(result);
       setStatus(evaluate.status, "Done.", "ok");
     } catch (error) {
-      setStatus(evaluate.status, error.message, "error");
+      if (showEvaluationProblem(error, lines)) setStatus(evaluate.status, "");
+      else setStatus(evaluate.status, error.message, "error");
     } finally {
       $("#evaluate-run").disabled = !state.current;
     }
+  });
+
+  setupImports({
+    current: () => state.current,
+    onImported: async () => {
+      await loadCollections(state.current?.id);
+      await loadCollectionImages(true);
+    },
   });
 
   $("#collection-more").addEventListener("click", () => loadCollectionImages(false));

@@ -4,7 +4,7 @@
 // pictures it does know (api/static/examples/, rendered by python -m clipcore.lab.examples),
 // classified in one click.
 
-import { authHeader } from "./api.js";
+import { authHeader, modelStrings } from "./api.js";
 import { classifyExample } from "./classify.js";
 import { $, fill, h, setStatus } from "./dom.js";
 
@@ -90,6 +90,7 @@ async function showModels({ models, workers }) {
     );
     return;
   }
+  for (const model of models) modelStrings.set(model.model, model.id);
   const demo = models.some((m) => m.kind === "embedded-demo");
   const examples = await loadExamples();
   banner(

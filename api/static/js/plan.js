@@ -3,7 +3,7 @@
 // and the bundle of ready-to-run scripts. Built for datasets of hundreds of images: thumbnails
 // are small lazy <img>s of the chosen files, the matrix is pixels, long lists render in chunks.
 
-import { api, upload } from "./api.js";
+import { api, modelName, upload } from "./api.js";
 import { $, fill, h, percent, score, setStatus } from "./dom.js";
 import { csv, downloadButtons, downloadFrom } from "./downloads.js";
 import { dropZone, FileSelection, thumbImg } from "./files.js";
@@ -687,7 +687,7 @@ export function renderPlan(result, selection) {
       h("p", {
         class: "hint",
         text: [
-          result.model,
+          modelName(result.model),
           `taxonomy ${result.taxonomy.name} ${result.taxonomy.version}`,
           result.speed,
         ].join(" · "),

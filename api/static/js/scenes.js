@@ -1,6 +1,6 @@
 // The Scenes tab: scene of each image, the dataset summary, matcher recommendations.
 
-import { api, upload } from "./api.js";
+import { api, modelName, upload } from "./api.js";
 import { $, fill, h, percent, sceneLabel, score, setStatus } from "./dom.js";
 import { csv, downloadButtons } from "./downloads.js";
 import { dropZone, FileSelection, thumbImg } from "./files.js";
@@ -551,7 +551,7 @@ export function renderScenes(result, selection) {
       h("h2", { text: single ? "Result" : `${result.images.length} images` }),
       h("p", {
         class: "hint",
-        text: `${result.model} · taxonomy ${result.taxonomy.name} ${result.taxonomy.version}`,
+        text: `${modelName(result.model)} · taxonomy ${result.taxonomy.name} ${result.taxonomy.version}`,
       }),
       downloadButtons(result, "clipq-scenes", scenesCsv),
     ),
