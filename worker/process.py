@@ -11,6 +11,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from redis import RedisError
 
 from clipcore.errors import ClipqError
+from clipq.contracts.jobs import JobKind
 from clipq.settings import get_settings
 from clipq.store.jobs import WORKER_HEARTBEAT_SECONDS, RequeueOutcome
 from clipq.transport import TASK_NAMES, inference_queue
@@ -112,10 +113,16 @@ def reap_stale_jobs() -> None:
     for job_id in store.stale_jobs():
         outcome = store.requeue(job_id)
         kind = store.kind(job_id)
-        if outcome == RequeueOutcome.requeued and kind is not None:
+        if outcome == RequeueOutcome.requeued:
             log.warning("job %s lost its worker; re-queued", job_id)
+        elif outcome == RequeueOutcome.out_of_attempts:
+            log.warning("job %s lost its worker too often; failed", job_id)
+        # A shard failed here is sent once more all the same: its task finds it failed and
+        # counts it in its import, which would otherwise wait for it for ever.
+        again = outcome == RequeueOutcome.requeued or (
+            outcome == RequeueOutcome.out_of_attempts and kind == JobKind.source_shard
+        )
+        if again and kind is not None:
             # to the workers of the job's model, which need not be this one's
             model = store.model(job_id) or get_settings().clip_model
             app.send_task(TASK_NAMES[kind], args=[job_id], queue=inference_queue(model))
-        elif outcome == RequeueOutcome.out_of_attempts:
-            log.warning("job %s lost its worker too often; failed", job_id)

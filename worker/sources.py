@@ -322,7 +322,8 @@ def answer(
 
 def shard_ended(jobs: WorkerStore, collections: Collections, shard_id: str, notify: Notify) -> None:
     """After a shard job ended (or a duplicate delivery found it ended): count it in its
-    import; the last shard to end answers the import."""
+    import; once every shard has, answer the import (again, if the worker that counted the
+    last died before answering: its task is delivered again)."""
     if jobs.status(shard_id) not in (JobStatus.succeeded, JobStatus.failed):
         return  # running elsewhere, or cancelled with its import
     shard = SourceShardPayload.model_validate_json(jobs.payload(shard_id) or "")
@@ -330,7 +331,10 @@ def shard_ended(jobs: WorkerStore, collections: Collections, shard_id: str, noti
         return
     payload = SourceImportPayload.model_validate_json(jobs.payload(shard.parent) or "")
     try:
-        jobs.succeed(shard.parent, SHARDS_LEASE, answer(jobs, collections, shard.parent, payload))
+        answered = jobs.succeed(
+            shard.parent, SHARDS_LEASE, answer(jobs, collections, shard.parent, payload)
+        )
     except ClipqError as exc:
-        jobs.fail(shard.parent, SHARDS_LEASE, exc.to_problem())
-    ended(jobs, [shard.parent], notify)
+        answered = jobs.fail(shard.parent, SHARDS_LEASE, exc.to_problem())
+    if answered:  # not by a duplicate delivery racing the first answer
+        ended(jobs, [shard.parent], notify)

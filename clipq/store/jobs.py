@@ -422,8 +422,10 @@ class WorkerStore:
         return ids if handed else None
 
     def shard_ended(self, job_id: str, shard: int) -> int:
-        """Note that shard ``shard`` of a split job ended: 1 if it was the last (the caller
-        answers the job, as lease :data:`SHARDS_LEASE`), 0 if not, -1 if the job is over."""
+        """Note that shard ``shard`` of a split job ended: 1 if every shard has (the caller
+        answers the job, as lease :data:`SHARDS_LEASE`; a duplicate delivery of the last one
+        is told 1 again, should its first worker have died answering), 0 if not, -1 if the
+        job is over."""
         keys = [job_key(job_id), f"{job_key(job_id)}:ended"]
         return int(self._shard_ended(keys=keys, args=[shard, self.ttl]))
 

@@ -9,7 +9,14 @@ import redis
 
 from clipcore.errors import InvalidInput
 from clipq.contracts.jobs import ClassifyPayload, ClassifyResult, ImageRef, JobStatus
-from clipq.store.jobs import WorkerStore, job_from_record, job_key, new_record
+from clipq.store.jobs import (
+    SHARDS_LEASE,
+    StartOutcome,
+    WorkerStore,
+    job_from_record,
+    job_key,
+    new_record,
+)
 from worker.jobs import run_job
 
 
@@ -154,3 +161,20 @@ def test_a_stale_job_is_requeued_then_failed_after_max_attempts(store: WorkerSto
     assert store.requeue(job_id) == -2
     failed = job(store, job_id)
     assert failed.status == JobStatus.failed and failed.error.type == "/problems/worker-lost"
+
+
+def test_a_split_job_is_answered_even_if_its_last_shards_worker_died_answering(
+    store: WorkerStore,
+) -> None:
+    parent = queued_job(store)
+    assert store.start(parent, "lease-1") == StartOutcome.started
+    shard = ClassifyPayload.model_validate_json(store.payload(parent) or "")
+    assert store.split(parent, "lease-1", [shard, shard]) is not None
+    assert store.shard_ended(parent, 0) == 0
+    # The last shard counted, then its worker died before answering the job: the shard's
+    # task comes again (acks late) and must still be told to answer it.
+    assert store.shard_ended(parent, 1) == 1
+    assert store.shard_ended(parent, 1) == 1
+    assert store.succeed(parent, SHARDS_LEASE, result())
+    assert not store.succeed(parent, SHARDS_LEASE, result())  # answered once
+    assert store.shard_ended(parent, 1) == -1
