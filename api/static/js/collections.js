@@ -316,7 +316,7 @@ function scoreHelp(result) {
   const image = typeof result.query !== "string";
   const threshold =
     result.decision === "calibrated"
-      ? "The threshold is the collection's own: the best score unrelated text reaches in it, so a best hit under it is “no match”."
+      ? "The threshold is the collection's own, set well above the best scores unrelated text reaches in it: a best hit under it is “no match”."
       : result.decision === "min_score"
         ? "The threshold is the one asked for: a best hit under it is “no match”."
         : "Image searches have no threshold unless one is set: the nearest images are always shown.";
