@@ -452,7 +452,7 @@ def test_collection_ingest_search_crops_and_no_match(page: Page, service: Servic
 
     # Crop reranking: turning it on searches again; matched crops are drawn where the API says.
     with page.expect_response(lambda r: r.url.endswith("/search")):
-        page.get_by_label("Crop reranking").check()
+        page.get_by_label("Crop reranking", exact=True).check()
     reranked = api_search(
         service, collection_id, query=query, top_k=8, min_score=-1, rerank="crops"
     )
