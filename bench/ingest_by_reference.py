@@ -30,6 +30,7 @@ import signal
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -176,7 +177,9 @@ class Run:
 def import_shards(running: Service, shards: Shards, kill_after: int | None = None) -> Run:
     """Import the shards into a new collection and wait; with ``kill_after``, SIGKILL the
     worker of the first shard to have read that many samples (and its pool process)."""
-    collection = running.http.post("/v1/collections", json={"name": "bench"}).json()
+    # a key's collection names are unique: each import a new one
+    name = f"bench {uuid.uuid4().hex[:8]}"
+    collection = running.http.post("/v1/collections", json={"name": name}).json()
     api = _api_pid(running)
     redis_before = _redis_numbers(running)
     api_before = _io_bytes(api)

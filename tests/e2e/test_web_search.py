@@ -166,6 +166,7 @@ def test_one_model_name_everywhere(page: Page, service: Service, shapes: dict) -
     assert service.wait_for(job_id)["result"]["model"] == model["model"]
     head = page.locator("#classify-results .results-head .hint")
     expect(head).to_have_text(model["id"])
+    snap(page, "classify-model-name")
     assert model["model"] not in page.locator("main").inner_text()
 
 
@@ -204,6 +205,7 @@ def test_evaluation_errors_name_the_line(page: Page, service: Service, shapes: d
     expect(error).to_have_text(f"Line 3: {problem['errors'][0]['message']}.")
     expect(page.locator("#evaluate-queries")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#evaluate-status")).to_have_text("")
+    snap(page, "evaluation-line-error")
     page.locator("#evaluate-ks").fill("none")
     page.get_by_role("button", name="Run evaluation").click()
     expect(page.locator("#evaluate-ks-error")).to_have_text("Give K values such as 1, 5, 10.")
