@@ -228,9 +228,9 @@ def overall_recommendation(
     if distribution[top] >= SINGLE_SCENE_SHARE:
         matcher = taxonomy.scene(top).recommendations.for_speed(speed)
         lead = (
-            f"All images are {top}"
+            f"All images are {_words(top)}"
             if len(present) == 1
-            else f"{top} makes up {_pct(distribution[top])} of the images"
+            else f"{_words(top)} makes up {_pct(distribution[top])} of the images"
         )
         reason = f"{lead}, so its {_SLOT[speed]} matcher {matcher.name} suits the whole dataset."
         scenes = _scenes_offering(taxonomy, present, matcher.name)
@@ -276,7 +276,7 @@ def overall_recommendation(
         parts.append(f"the {_SLOT[speed]} choice for {_join(as_choice, distribution)}")
     if as_option:
         parts.append(f"an option for {_join(as_option, distribution)}")
-    mix = ", ".join(f"{s} {_pct(distribution[s])}" for s in present)
+    mix = ", ".join(f"{_words(s)} {_pct(distribution[s])}" for s in present)
     covered = _pct(sum(distribution[s] for s in scenes))
     reason = (
         f"Mixed dataset ({mix}). {best} is {' and '.join(parts)}; "
@@ -305,4 +305,9 @@ def _pct(value: float) -> str:
 
 
 def _join(scenes: list[str], distribution: Mapping[str, float]) -> str:
-    return ", ".join(f"{s} ({_pct(distribution[s])})" for s in scenes)
+    return ", ".join(f"{_words(s)} ({_pct(distribution[s])})" for s in scenes)
+
+
+def _words(scene: str) -> str:
+    """A scene's name in prose, as the page writes it ('close_up' -> 'close up')."""
+    return scene.replace("_", " ")

@@ -240,8 +240,8 @@ def test_mixed_dataset_prefers_a_matcher_covering_both_scenes(default: Taxonomy)
     rec = overall_recommendation(default, dist, Speed.balanced)
     assert rec.matcher == default.scene("indoor_small").recommendations.primary
     assert rec.scenes == ["indoor_small", "indoor_large"]
-    assert "balanced (primary) choice for indoor_small (60%)" in rec.reason
-    assert "an option for indoor_large (40%)" in rec.reason
+    assert "balanced (primary) choice for indoor small (60%)" in rec.reason
+    assert "an option for indoor large (40%)" in rec.reason
     assert "holding 100% of the images" in rec.reason
 
 

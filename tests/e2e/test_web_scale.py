@@ -137,42 +137,48 @@ def thousand_results(page: Page, service: Service) -> None:
     assert loaded < 1000
     snap(page, "scenes-1000")
 
-    # Scrolling the table: frames and long tasks measured in the page.
-    scroll = page.evaluate(
-        """async () => {
-            const box = document.querySelector('#scenes-results .scroll-box');
-            let longest = 0;
-            const observer = new PerformanceObserver((list) => {
-                for (const e of list.getEntries()) longest = Math.max(longest, e.duration);
-            });
-            observer.observe({type: 'longtask'});
-            const gaps = [];
-            let last = performance.now();
-            const started = last;
-            while (box.scrollTop + box.clientHeight < box.scrollHeight - 1) {
-                box.scrollTop += 400;
+    # Scrolling the table: frames and long tasks measured in the page, the first pass (each
+    # thumbnail decoded as it comes into view) and a second.
+    for scroll_pass in ("first", "second"):
+        scroll = page.evaluate(
+            """async () => {
+                const box = document.querySelector('#scenes-results .scroll-box');
+                box.scrollTop = 0;
                 await new Promise((r) => requestAnimationFrame(r));
-                const now = performance.now();
-                gaps.push(now - last);
-                last = now;
-            }
-            observer.disconnect();
-            gaps.sort((a, b) => a - b);
-            return {
-                frames: gaps.length,
-                total: performance.now() - started,
-                p95: gaps[Math.floor(gaps.length * 0.95)],
-                worst: gaps[gaps.length - 1],
-                longest,
-            };
-        }"""
-    )
-    print(
-        f"scrolled the 1,000 rows in {scroll['frames']} frames, {scroll['total']:.0f} ms: "
-        f"frame p95 {scroll['p95']:.1f} ms, worst {scroll['worst']:.1f} ms, "
-        f"longest task {scroll['longest']:.0f} ms"
-    )
-    assert scroll["worst"] < 500, scroll
+                let longest = 0;
+                const observer = new PerformanceObserver((list) => {
+                    for (const e of list.getEntries()) longest = Math.max(longest, e.duration);
+                });
+                observer.observe({type: 'longtask'});
+                const gaps = [];
+                let last = performance.now();
+                const started = last;
+                while (box.scrollTop + box.clientHeight < box.scrollHeight - 1) {
+                    box.scrollTop += 400;
+                    await new Promise((r) => requestAnimationFrame(r));
+                    const now = performance.now();
+                    gaps.push(now - last);
+                    last = now;
+                }
+                observer.disconnect();
+                gaps.sort((a, b) => a - b);
+                return {
+                    frames: gaps.length,
+                    total: performance.now() - started,
+                    p50: gaps[Math.floor(gaps.length * 0.5)],
+                    p95: gaps[Math.floor(gaps.length * 0.95)],
+                    worst: gaps[gaps.length - 1],
+                    longest,
+                };
+            }"""
+        )
+        print(
+            f"scrolled the 1,000 rows ({scroll_pass} pass, 400 px a frame) in {scroll['frames']} "
+            f"frames, {scroll['total']:.0f} ms: frame p50 {scroll['p50']:.1f} ms, p95 "
+            f"{scroll['p95']:.1f} ms, worst {scroll['worst']:.1f} ms, longest task "
+            f"{scroll['longest']:.0f} ms"
+        )
+        assert scroll["worst"] < 500, scroll
 
     # Filter by a scene, by the uncertain flag; the numbers are the API's.
     by_scene: dict[str, list[dict[str, Any]]] = {}
