@@ -296,7 +296,7 @@ export function renderSearch(result, imageName = null) {
     root,
     head,
     scoreHelp(result),
-    hitGrid(matches, result, { label: "Matches" }),
+    hitGrid(matches, result, { label: threshold === null ? "Search results" : "Matches" }),
     below.length
       ? h(
           "section",
