@@ -30,13 +30,19 @@ function shardRow(shard) {
       ? "imported before: skipped"
       : `${r.added} added · ${r.duplicates} already in · ${r.failed} failed`
     : "";
-  const problem = shard.error?.detail ?? (r?.errors?.length ? `${r.errors[0].sample}: ${r.errors[0].error.detail}` : "");
+  const problem =
+    shard.error?.detail ??
+    (r?.errors?.length ? `${r.errors[0].sample}: ${r.errors[0].error.detail}` : "");
   return h(
     "tr",
     { dataset: { shard: shard.shard, status: shard.status } },
     h("td", { class: "num", text: String(shard.shard + 1) }),
     // the path clipped on its left (its end names the shard), read left to right all the same
-    h("td", { class: "file-cell", title: shard.name }, h("span", {}, h("bdi", { text: shard.name }))),
+    h(
+      "td",
+      { class: "file-cell", title: shard.name },
+      h("span", {}, h("bdi", { text: shard.name })),
+    ),
     h(
       "td",
       {},
@@ -87,7 +93,11 @@ export function renderImport(progress) {
                 "tr",
                 {},
                 ["#", "Shard", "Status", "Samples read", "Images", "Problem"].map((text, i) =>
-                  h("th", { scope: "col", class: i >= 4 ? "hide-narrow" : i === 0 || i === 3 ? "num" : null, text }),
+                  h("th", {
+                    scope: "col",
+                    class: i >= 4 ? "hide-narrow" : i === 0 || i === 3 ? "num" : null,
+                    text,
+                  }),
                 ),
               ),
             ),
@@ -98,7 +108,12 @@ export function renderImport(progress) {
     total > SHARDS_SHOWN
       ? h("p", { class: "hint", text: `The first ${SHARDS_SHOWN} shards of ${total}.` })
       : null,
-    failed ? h("p", { class: "hint error-text", text: `${plural(failed, "shard")} failed: the others go on.` }) : null,
+    failed
+      ? h("p", {
+          class: "hint error-text",
+          text: `${plural(failed, "shard")} failed: the others go on.`,
+        })
+      : null,
   );
 }
 
