@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from clipcore.errors import InvalidInput
-from clipq.contracts.jobs import ClassifyPayload, ClassifyResult, ImageRef, JobStatus
+from clipq.contracts.jobs import ClassifyPayload, ClassifyResult, ImageRef, JobKind, JobStatus
+from clipq.contracts.sources import ShardSpec, SourceShardPayload
 from clipq.store.jobs import (
     SHARDS_LEASE,
     StartOutcome,
@@ -17,6 +18,8 @@ from clipq.store.jobs import (
     job_key,
     new_record,
 )
+from clipq.transport import TASK_NAMES
+from worker import process
 from worker.jobs import run_job
 
 
@@ -178,3 +181,35 @@ def test_a_split_job_is_answered_even_if_its_last_shards_worker_died_answering(
     assert store.succeed(parent, SHARDS_LEASE, result())
     assert not store.succeed(parent, SHARDS_LEASE, result())  # answered once
     assert store.shard_ended(parent, 1) == -1
+
+
+def test_the_reaper_sends_a_shard_out_of_attempts_once_more_so_its_import_counts_it(
+    store: WorkerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard whose workers all died is failed by the reaper, and its task sent once more:
+    that delivery finds it failed and counts it in its import, which would otherwise wait
+    for it for ever. A plain job out of attempts is only failed."""
+    store.max_attempts = 1
+    parent = queued_job(store)
+    assert store.start(parent, "lease-1") == StartOutcome.started
+    spec = ShardSpec(name="a.tar", webdataset=True, urls=["file:///data/a.tar"])
+    shard = SourceShardPayload(collection_id="c", parent=parent, shard=0, spec=spec)
+    (shard_id,) = store.split(parent, "lease-1", [shard]) or []
+    plain = queued_job(store)
+    for job_id in (shard_id, plain):
+        assert store.start(job_id, "dead-worker") == StartOutcome.started
+        store.redis.hset(job_key(job_id), "heartbeat_at", 0)  # its worker died long ago
+        store.redis.zadd("clipq:jobs:running", {job_id: 0})
+    sent: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(process.runtime, "store", lambda: store)
+    monkeypatch.setattr(
+        process.app, "send_task", lambda name, args, queue: sent.append((name, args))
+    )
+
+    process.reap_stale_jobs()
+
+    for job_id in (shard_id, plain):
+        lost = job(store, job_id)
+        assert lost.status == JobStatus.failed and lost.error.type == "/problems/worker-lost"
+    assert sent == [(TASK_NAMES[JobKind.source_shard], [shard_id])]
+    assert store.shard_ended(parent, 0) == 1  # what that delivery does: the import is answered
