@@ -23,16 +23,24 @@ function references(text) {
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+/** A shard's first failed sample, named once (most problems already name their file). */
+function sampleProblem(result) {
+  const { sample, error } = result.errors[0];
+  const first = error.detail.includes(sample) ? error.detail : `${sample}: ${error.detail}`;
+  return result.failed > 1 ? `${first} (and ${result.failed - 1} more)` : first;
+}
+
 function shardRow(shard) {
   const r = shard.result;
-  const counts = r
-    ? r.skipped
-      ? "imported before: skipped"
-      : `${r.added} added · ${r.duplicates} already in · ${r.failed} failed`
-    : "";
-  const problem =
-    shard.error?.detail ??
-    (r?.errors?.length ? `${r.errors[0].sample}: ${r.errors[0].error.detail}` : "");
+  // each count kept on one line, the column wrapping between them
+  const counts = !r
+    ? []
+    : r.skipped
+      ? ["imported before: skipped"]
+      : [`${r.added} added`, `${r.duplicates} already in`, `${r.failed} failed`].flatMap(
+          (text, i) => [i ? " · " : null, h("span", { class: "count", text })],
+        );
+  const problem = shard.error?.detail ?? (r?.errors?.length ? sampleProblem(r) : "");
   return h(
     "tr",
     { dataset: { shard: shard.shard, status: shard.status } },
@@ -50,7 +58,7 @@ function shardRow(shard) {
       shard.attempts > 1 ? h("span", { class: "hint", text: ` attempt ${shard.attempts}` }) : null,
     ),
     h("td", { class: "num", text: String(shard.done) }),
-    h("td", { class: "hide-narrow", text: counts }),
+    h("td", { class: "hide-narrow counts" }, counts),
     h("td", { class: "error-text hide-narrow", text: problem }),
   );
 }
