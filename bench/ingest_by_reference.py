@@ -1,6 +1,6 @@
 """Benchmark: ingest by reference from local webdataset shards, against the raw model.
 
-    python -m bench.ingest_by_reference [--quick] [--scale N]
+    python -m bench.ingest_by_reference [--quick] [--scale N] [--threads-per-worker N]
 
 For the embedded CLIP (ONNX Runtime, what a CPU worker runs by default) and a ViT-B/32-sized
 one (torch), in the same run:
@@ -16,8 +16,11 @@ one (torch), in the same run:
   the import finishes elsewhere, and the collection's images are exactly the shards'
   (count and SHA-256 set), with no row twice.
 
-``--scale N`` runs only the last part, on N images (small JPEGs, 160 x 128) with the
-embedded model, then searches the collection: the 100,000-image run of the README.
+``--threads-per-worker N`` runs only the ViT-B/32 throughput, each worker's torch (and the
+raw model) on N threads (OMP_NUM_THREADS): workers given cores of their own, which shows how
+ingest scales with workers until the cores run out. ``--scale N`` runs only the last part,
+on N images (small JPEGs, 160 x 128) with the embedded model, then searches the
+collection: the 100,000-image run of the README.
 """
 
 from __future__ import annotations
@@ -104,8 +107,13 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 # --- raw --------------------------------------------------------------------------------
 
 
-def raw_rates(model: str, runtime: str, photos: list[bytes]) -> tuple[float, float]:
-    """(forward passes alone, the ingest pipeline in-process) in images/s."""
+def raw_rates(
+    model: str, runtime: str, photos: list[bytes], threads: int | None = None
+) -> tuple[float, float]:
+    """(forward passes alone, the ingest pipeline in-process) in images/s, torch on
+    ``threads`` threads (default: its own choice, every core)."""
+    import torch
+
     from clipcore.batching import Upload
     from clipcore.clip_model import load_clip
     from clipcore.detector import load_detector
@@ -113,6 +121,8 @@ def raw_rates(model: str, runtime: str, photos: list[bytes]) -> tuple[float, flo
     from clipcore.images import decode_image
     from clipcore.ingest import CropSettings, prepare_images
 
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads)
     clip = load_clip(model, "cpu", runtime=runtime, onnx_dir=_onnx_dir())
     images = [decode_image(d, "x.jpg", max_pixels=10**8) for d in photos[:BATCH_SIZE]]
     pixels = preprocess_images(clip, images)
@@ -129,7 +139,9 @@ def raw_rates(model: str, runtime: str, photos: list[bytes]) -> tuple[float, flo
     started = time.perf_counter()
     prepare_images(clip, detector, uploads, crops=CropSettings(per_image=0), batch_size=BATCH_SIZE,
                    max_pixels=10**8)  # fmt: skip
-    return forward, len(photos) / (time.perf_counter() - started)
+    pipeline = len(photos) / (time.perf_counter() - started)
+    torch.set_num_threads(default_threads)
+    return forward, pipeline
 
 
 def _onnx_dir() -> str:
@@ -140,7 +152,9 @@ def _onnx_dir() -> str:
 
 
 @contextmanager
-def ingest_service(model: str, runtime: str, workers: int, roots: Path) -> Iterator[Service]:
+def ingest_service(
+    model: str, runtime: str, workers: int, roots: Path, threads: int | None = None
+) -> Iterator[Service]:
     with (
         tempfile.TemporaryDirectory(prefix="clipq-bench-") as tmp,
         private_redis(Path(tmp) / "redis", appendfsync="everysec") as server,  # as compose
@@ -158,6 +172,8 @@ def ingest_service(model: str, runtime: str, workers: int, roots: Path) -> Itera
             CLIPQ_TASK_SOFT_TIME_LIMIT="3600",
             CLIPQ_TASK_TIME_LIMIT="3660",
         )
+        if threads:  # torch's intra-op threads in each worker (read when torch starts)
+            env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         with running_service(env, Path(tmp) / "logs", workers=workers) as running:
             yield running
 
@@ -268,18 +284,20 @@ def _redis_numbers(running: Service) -> tuple[int, int]:
 # --- the runs ---------------------------------------------------------------------------
 
 
-def throughput(name: str, model: str, runtime: str, count: int) -> list[list[object]]:
+def throughput(
+    name: str, model: str, runtime: str, count: int, threads: int | None = None
+) -> list[list[object]]:
     shards = write_shards(count, per_shard=max(APPEND_EVERY, count // 8), size=(320, 256))
     photos = _first_photos(shards, min(count, 512))
-    before = raw_rates(model, runtime, photos)
+    before = raw_rates(model, runtime, photos, threads)
     print(f"{name}: raw {before[0]:.1f} img/s forward, {before[1]:.1f} img/s decode+embed+thumb")
     runs = []
     for workers in (1, 2):
-        with ingest_service(model, runtime, workers, SHARD_DIR) as running:
+        with ingest_service(model, runtime, workers, SHARD_DIR, threads) as running:
             _warm(running, shards)
             runs.append((workers, import_shards(running, shards)))
             print(f"  {workers} worker(s): {runs[-1][1].images / runs[-1][1].seconds:.1f} img/s")
-    after = raw_rates(model, runtime, photos)
+    after = raw_rates(model, runtime, photos, threads)
     print(f"{name}: raw after {after[0]:.1f} / {after[1]:.1f} img/s")
     # the mean of before and after, so that drift on a shared machine shows in neither alone
     forward, pipeline = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
@@ -353,34 +371,38 @@ def killed(model: str, runtime: str, count: int, size: tuple[int, int], search: 
             print(f"  search again: {job['status']} in {time.perf_counter() - started:.2f} s")
 
 
-def main(quick: bool = False, scale: int = 0) -> None:
+HEADER = [
+    "model",
+    "runtime",
+    "workers",
+    "images",
+    "s",
+    "img/s",
+    "raw fwd img/s",
+    "per worker ÷ raw fwd",
+    "raw pipeline img/s",
+    "per worker ÷ raw pipeline",
+    "API B/img",
+    "Redis in B/img",
+    "Redis mem B/img",
+    "JPEG B",
+]
+
+
+def main(quick: bool = False, scale: int = 0, threads_per_worker: int = 0) -> None:
     print(machine())
     if scale:
         killed("embedded", "onnx", scale, (160, 128), search=True)
         return
+    if threads_per_worker:
+        name = f"ViT-B/32, {threads_per_worker} thread(s) a worker"
+        count = 256 if quick else 512
+        print(table(throughput(name, str(vit_b32_clip()), "torch", count, threads_per_worker),
+                    HEADER))  # fmt: skip
+        return
     rows = throughput("embedded", "embedded", "onnx", 1024 if quick else 4096)
     rows += throughput("ViT-B/32", str(vit_b32_clip()), "torch", 256 if quick else 768)
-    print(
-        table(
-            rows,
-            [
-                "model",
-                "runtime",
-                "workers",
-                "images",
-                "s",
-                "img/s",
-                "raw fwd img/s",
-                "per worker ÷ raw fwd",
-                "raw pipeline img/s",
-                "per worker ÷ raw pipeline",
-                "API B/img",
-                "Redis in B/img",
-                "Redis mem B/img",
-                "JPEG B",
-            ],
-        )
-    )
+    print(table(rows, HEADER))
     killed("embedded", "onnx", 2048 if quick else 8192, (320, 256), search=False)
 
 
@@ -388,5 +410,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--scale", type=int, default=0, help="only the killed-worker run, at N")
+    parser.add_argument(
+        "--threads-per-worker", type=int, default=0,
+        help="only the ViT-B/32 throughput, each worker and the raw model on N threads",
+    )  # fmt: skip
     arguments = parser.parse_args()
-    main(arguments.quick, arguments.scale)
+    main(arguments.quick, arguments.scale, arguments.threads_per_worker)
