@@ -64,8 +64,11 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_worker(env: dict[str, str], log: Path, name: str = "e2e") -> subprocess.Popen:
-    return _start_celery(["worker.celery_app", "worker", "--concurrency", "1"], env, log, name)
+def start_worker(
+    env: dict[str, str], log: Path, name: str = "e2e", concurrency: int = 1
+) -> subprocess.Popen:
+    arguments = ["worker.celery_app", "worker", "--concurrency", str(concurrency)]
+    return _start_celery(arguments, env, log, name)
 
 
 def start_deliveries(env: dict[str, str], log: Path, name: str = "webhooks") -> subprocess.Popen:
