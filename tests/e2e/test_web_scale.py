@@ -320,7 +320,7 @@ def test_a_worker_lost_mid_job_is_said_and_the_bar_stays_honest(
             checked_page(browser, service.base_url, request) as page,
         ):
             record_progress(page, "#scenes-job .job-text")
-            files = mixed_dataset(200)
+            files = mixed_dataset(480)  # attempt 2 outlasts both screenshots
             job_id = submitted_job(
                 page, "/v1/scenes", lambda: page.set_input_files("#scenes-files", files)
             )
@@ -335,14 +335,14 @@ def test_a_worker_lost_mid_job_is_said_and_the_bar_stays_honest(
             text = page.locator("#scenes-job .job-text")
             expect(text).to_contain_text("Worker lost — retrying (attempt 2)", timeout=60_000)
             snap(page, "worker-lost")
-            expect(page.locator("#scenes-table tbody tr")).to_have_count(200, timeout=300_000)
+            expect(page.locator("#scenes-table tbody tr")).to_have_count(480, timeout=300_000)
             final = service.wait_for(job_id)
             assert final["attempts"] == 2 and final["status"] == "succeeded"
             seen = page.evaluate("window.progressSeen")
             # Before the loss: plain counts; after it, every count says which attempt it is.
             lost = next(i for i, t in enumerate(seen) if t.startswith("Worker lost"))
-            assert any(" of 200 images" in t for t in seen[:lost])
-            assert all(t.startswith("Worker lost") for t in seen[lost:] if "of 200" in t), seen
+            assert any(" of 480 images" in t for t in seen[:lost])
+            assert all(t.startswith("Worker lost") for t in seen[lost:] if "of 480" in t), seen
 
 
 # --- collections: the viewer, find similar, one image deleted, labels edited -------------------
